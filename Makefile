@@ -1,0 +1,69 @@
+# emofuse: staged audio-visual emotion recognition.  `make demo` runs everything on the
+# built-in synthetic corpus; `make test` runs the tests.  Each target that runs code
+# depends on the virtual environment, which this Makefile creates and fills itself.
+
+PYTHON     ?= python3
+VENV       := .venv
+PY         := $(VENV)/bin/python
+STAMP      := $(VENV)/.installed
+
+DATASET    ?= synthetic
+DATA_DIR   ?= data/$(DATASET)
+JOBS       ?= 2
+ACTORS     ?= 8
+SEED       ?= 0
+METHOD     ?= concat
+CLASSIFIER ?= svm
+PROTOCOL   ?= speaker
+SCHEDULER  ?=
+
+export PYTHONHASHSEED := 0
+
+.PHONY: venv corpus clips features fuse evaluate demo bench test clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	touch $@
+
+# The synthetic corpus is built when missing; real corpora must already be at DATA_DIR.
+ifeq ($(DATASET),synthetic)
+CORPUS_READY := $(DATA_DIR)/.complete
+$(CORPUS_READY): | $(STAMP)
+	$(PY) -m extract corpus --out $(DATA_DIR) --actors $(ACTORS) --seed $(SEED)
+else
+CORPUS_READY :=
+endif
+
+corpus: $(STAMP)
+	$(PY) -m extract corpus --out $(DATA_DIR) --actors $(ACTORS) --seed $(SEED)
+
+clips: $(STAMP) $(CORPUS_READY)
+	$(PY) -m extract clips --dataset $(DATASET) --data-dir $(DATA_DIR)
+
+features: $(STAMP) $(CORPUS_READY)
+	$(PY) -m features extract --dataset $(DATASET) --data-dir $(DATA_DIR) --jobs $(JOBS) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
+
+fuse: $(STAMP)
+	$(PY) -m fusion --dataset $(DATASET) --method $(METHOD) --protocol $(PROTOCOL)
+
+evaluate: $(STAMP)
+	$(PY) -m classify evaluate --dataset $(DATASET) --method $(METHOD) --classifier $(CLASSIFIER)
+
+demo: $(STAMP)
+	$(MAKE) clips DATASET=synthetic
+	$(MAKE) features DATASET=synthetic
+	$(MAKE) fuse DATASET=synthetic
+	$(MAKE) evaluate DATASET=synthetic
+
+bench: $(STAMP)
+	$(PY) -m features.bench --out reports/bench.md
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf cache/*/ reports/
