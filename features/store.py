@@ -1,0 +1,329 @@
+"""The HDF5 feature store: one file per corpus and feature configuration.
+
+Schema (plain h5py can read it; ``FeatureStore`` wraps it)::
+
+    /                          attrs: schema, dataset, config (JSON), config_hash, versions (JSON)
+    /clips/<column>            (n,) str     clip table, one dataset per column, rows sorted by clip_id
+    /functionals/<family>/values  (n, d) float32   per-clip functionals; NaN rows where the clip lacks the modality
+    /functionals/<family>/names   (d,) str         column names, e.g. mfcc_3_delta_mean
+                               attrs: modality ("audio" or "video")
+    /sequences/<family>/names     (d,) str         frame-level column names
+    /sequences/<family>/clips/<clip_id>  (t, d) float32  attrs: frame_rate (Hz), unit
+                               group attrs: modality
+    /failures/<column>         (m,) str     clip_id, stage, path, error
+
+Crash safety: a run never writes into the store in place.  Finished clips go to small shard
+files (same schema) written to a temporary name and renamed; shards are merged into a new
+copy of the store that replaces the old one atomically.  A run killed at any moment leaves
+the last merged store readable and every finished shard whole, so the next run resumes.
+"""
+
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from extract.errors import EmofuseError
+
+from .stream import Stream
+
+SCHEMA = "emofuse-features/1"
+FAILURE_COLUMNS = ["clip_id", "stage", "path", "error"]
+_STR = h5py.string_dtype()
+
+
+class StoreError(EmofuseError):
+    """A feature store that is missing, from another schema, or inconsistent."""
+
+
+def store_path(dataset: str, cache_dir="cache") -> Path:
+    """Where the feature store of ``dataset`` lives: ``<cache_dir>/<dataset>/features.h5``."""
+    return Path(cache_dir) / dataset / "features.h5"
+
+
+def _strings(values) -> np.ndarray:
+    return np.array([str(v) for v in values], dtype=object)
+
+
+def _read_strings(dataset) -> list:
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in dataset[()]]
+
+
+@contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path``; on success fsync it and move it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class FeatureStore:
+    """Read access to a feature store; open with :meth:`open`, use as a context manager.
+
+    Attributes
+    ----------
+    clips : pandas.DataFrame
+        Clip table; row i is row i of every functionals matrix.
+    failures : pandas.DataFrame
+        Columns clip_id, stage, path, error.
+    config : dict
+        The feature configuration that made the store; ``config_hash`` identifies it.
+    """
+
+    def __init__(self, handle: h5py.File):
+        self._h5 = handle
+        self.path = Path(handle.filename)
+        if handle.attrs.get("schema") != SCHEMA:
+            raise StoreError(f"{self.path}: not an emofuse feature store (schema {handle.attrs.get('schema')!r})")
+        self.dataset = str(handle.attrs["dataset"])
+        self.config = json.loads(handle.attrs["config"])
+        self.config_hash = str(handle.attrs["config_hash"])
+        self.versions = json.loads(handle.attrs["versions"])
+        self.clips = pd.DataFrame({c: _read_strings(handle["clips"][c]) for c in handle["clips"].attrs["columns"]})
+        self.failures = pd.DataFrame({c: _read_strings(handle["failures"][c]) for c in FAILURE_COLUMNS})
+
+    @classmethod
+    def open(cls, path) -> "FeatureStore":
+        """Open the store at ``path`` read-only."""
+        path = Path(path)
+        if not path.is_file():
+            raise StoreError(f"no feature store at {path}; run `make features DATASET=...` first")
+        try:
+            handle = h5py.File(path, "r")
+        except OSError as err:
+            raise StoreError(f"{path}: cannot open feature store ({err})") from err
+        try:
+            return cls(handle)
+        except Exception:
+            handle.close()
+            raise
+
+    def close(self) -> None:
+        self._h5.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def families(self, modality=None) -> list:
+        """Names of the per-clip functionals families, optionally of one modality only."""
+        return [f for f in self._h5["functionals"] if modality in (None, self.modality_of(f))]
+
+    def sequence_families(self) -> list:
+        """Names of the frame-level families."""
+        return list(self._h5["sequences"])
+
+    def modality_of(self, family: str) -> str:
+        """``"audio"`` or ``"video"``."""
+        group = self._h5["functionals"].get(family) or self._h5["sequences"].get(family)
+        if group is None:
+            raise StoreError(f"{self.path}: no feature family {family!r}")
+        return str(group.attrs["modality"])
+
+    def has_modality(self, modality: str) -> bool:
+        """True when some clip has finite functionals of ``modality``."""
+        families = self.families(modality)
+        return any(np.isfinite(self._h5["functionals"][f]["values"][()]).any(axis=1).any() for f in families)
+
+    def functionals(self, modality=None, families=None):
+        """Per-clip functionals, families side by side.
+
+        Returns
+        -------
+        X : np.ndarray [shape=(n_clips, d), dtype=float32]
+        names : list of str, length d
+        """
+        chosen = families if families is not None else self.families(modality)
+        unknown = [f for f in chosen if f not in self._h5["functionals"]]
+        if unknown:
+            raise StoreError(f"{self.path}: no feature families {unknown}; it has {self.families()}")
+        if not chosen:
+            return np.zeros((len(self), 0), np.float32), []
+        groups = [self._h5["functionals"][f] for f in chosen]
+        X = np.concatenate([g["values"][()] for g in groups], axis=1)
+        names = [n for g in groups for n in _read_strings(g["names"])]
+        return X, names
+
+    def sequence(self, clip_id: str, family: str) -> Stream:
+        """The frame-level ``family`` stream of one clip."""
+        group = self._h5["sequences"].get(family)
+        if group is None:
+            raise StoreError(f"{self.path}: no frame-level family {family!r}; it has {self.sequence_families()}")
+        if clip_id not in group["clips"]:
+            raise StoreError(f"{self.path}: clip {clip_id} has no {family} sequence")
+        data = group["clips"][clip_id]
+        return Stream(data[()], _read_strings(group["names"]), float(data.attrs["frame_rate"]),
+                      str(data.attrs.get("unit", "")))
+
+
+def write_store(path, *, dataset: str, config: dict, config_hash: str, versions: dict,
+                clips: pd.DataFrame, functionals: dict, sequences: dict, failures: pd.DataFrame) -> None:
+    """Write a complete store (or shard) atomically.
+
+    Parameters
+    ----------
+    clips : DataFrame with n rows (strings)
+    functionals : dict family -> (modality, values (n, d), names)
+    sequences : dict family -> (modality, names, {clip_id: Stream})
+    failures : DataFrame with :data:`FAILURE_COLUMNS`
+    """
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        _write_header(h5, dataset, config, config_hash, versions, clips, failures)
+        for family, (modality, values, names) in functionals.items():
+            group = h5.create_group(f"functionals/{family}")
+            group.attrs["modality"] = modality
+            group.create_dataset("values", data=np.asarray(values, np.float32))
+            group.create_dataset("names", data=_strings(names), dtype=_STR)
+        for family, (modality, names, streams) in sequences.items():
+            group = _sequence_group(h5, family, modality, names)
+            for clip_id, stream in streams.items():
+                _write_stream(group, clip_id, stream)
+
+
+def _write_header(h5, dataset, config, config_hash, versions, clips, failures):
+    h5.attrs.update(schema=SCHEMA, dataset=dataset, config=json.dumps(config, sort_keys=True),
+                    config_hash=config_hash, versions=json.dumps(versions, sort_keys=True))
+    group = h5.create_group("clips")
+    group.attrs["columns"] = list(clips.columns)
+    for column in clips.columns:
+        group.create_dataset(column, data=_strings(clips[column]), dtype=_STR)
+    group = h5.create_group("failures")
+    for column in FAILURE_COLUMNS:
+        group.create_dataset(column, data=_strings(failures[column]) if len(failures) else np.array([], object),
+                             dtype=_STR)
+    h5.create_group("functionals")
+    h5.create_group("sequences")
+
+
+def _sequence_group(h5, family, modality, names):
+    group = h5.create_group(f"sequences/{family}")
+    group.attrs["modality"] = modality
+    group.create_dataset("names", data=_strings(names), dtype=_STR)
+    group.create_group("clips")
+    return group
+
+
+def _write_stream(group, clip_id, stream: Stream):
+    data = group["clips"].create_dataset(clip_id, data=stream.values, compression="lzf")
+    data.attrs["frame_rate"] = stream.frame_rate
+    data.attrs["unit"] = stream.unit
+
+
+def merge_stores(target, sources) -> None:
+    """Merge the stores ``sources`` (paths of one config, oldest first) into ``target``, atomically.
+
+    For each clip the newest source that mentions it (stored or failed) wins, so a clip that
+    was retried keeps only its latest outcome.  Clips are sorted by clip_id.  Sequence
+    datasets are copied HDF5-to-HDF5 without passing through memory whole.
+    """
+    handles = [h5py.File(s, "r") for s in sources]
+    try:
+        stores = [FeatureStore(h) for h in handles]
+        first = stores[0]
+        if any(s.config_hash != first.config_hash for s in stores):
+            raise StoreError(f"cannot merge stores of different configurations into {target}")
+        # 1. The newest source mentioning each clip decides its row and its failures.
+        latest, owner = {}, {}
+        for i, store in enumerate(stores):
+            for clip_id in store.failures["clip_id"]:
+                latest[clip_id] = i
+            for row, clip_id in enumerate(store.clips["clip_id"]):
+                latest[clip_id] = i
+                owner[clip_id] = (i, row)
+        owner = {c: (i, row) for c, (i, row) in owner.items() if i == latest[c]}
+        order = sorted(owner)
+        columns = list(dict.fromkeys(c for s in stores for c in s.clips.columns))
+        clips = pd.DataFrame(
+            [stores[i].clips.iloc[row].reindex(columns, fill_value="") for i, row in (owner[c] for c in order)],
+            columns=columns,
+        ).reset_index(drop=True)
+        # 2. Failures of each clip from its newest source only.
+        failures = pd.concat(
+            [s.failures[[latest[c] == i for c in s.failures["clip_id"]]] for i, s in enumerate(stores)],
+            ignore_index=True,
+        ).drop_duplicates().sort_values(["clip_id", "stage"], kind="stable")
+        # 3. Functionals: one matrix per family, NaN where the owner lacks it.
+        functionals = {}
+        for family in dict.fromkeys(f for s in stores for f in s.families()):
+            having = [s for s in stores if family in s.families()]
+            names = _read_strings(having[0]._h5["functionals"][family]["names"])
+            values = np.full((len(order), len(names)), np.nan, np.float32)
+            for j, clip_id in enumerate(order):
+                i, row = owner[clip_id]
+                if family in stores[i].families():
+                    values[j] = stores[i]._h5["functionals"][family]["values"][row]
+            functionals[family] = (having[0].modality_of(family), values, names)
+        with atomic_path(target) as tmp, h5py.File(tmp, "w") as h5:
+            _write_header(h5, first.dataset, first.config, first.config_hash, first.versions,
+                          clips.astype(str), failures)
+            for family, (modality, values, names) in functionals.items():
+                group = h5.create_group(f"functionals/{family}")
+                group.attrs["modality"] = modality
+                group.create_dataset("values", data=values)
+                group.create_dataset("names", data=_strings(names), dtype=_STR)
+            # 4. Sequences: copy each clip's dataset from its owner.
+            for family in dict.fromkeys(f for s in stores for f in s.sequence_families()):
+                source = next(s for s in stores if family in s.sequence_families())._h5["sequences"][family]
+                group = _sequence_group(h5, family, source.attrs["modality"], _read_strings(source["names"]))
+                for clip_id in order:
+                    src = handles[owner[clip_id][0]]["sequences"].get(family)
+                    if src is not None and clip_id in src["clips"]:
+                        h5.copy(src["clips"][clip_id], group["clips"], name=clip_id)
+    finally:
+        for h in handles:
+            h.close()
+
+
+def check_store(path, *, expected_ids=None, nan_allowed=()) -> list:
+    """Verify a store; return a list of problems (empty when it is sound).
+
+    Checks the schema, that clip ids are unique and sorted, that every matrix has one row per
+    clip, that every expected clip is stored or listed in failures, that no functionals are
+    NaN outside ``nan_allowed`` families except whole rows of a modality the clip lacks.
+    """
+    try:
+        store = FeatureStore.open(path)
+    except StoreError as err:
+        return [str(err)]
+    problems = []
+    with store:
+        ids = list(store.clips["clip_id"])
+        if len(set(ids)) != len(ids):
+            duplicates = sorted({c for c in ids if ids.count(c) > 1})
+            problems.append(f"duplicate clip ids: {', '.join(duplicates[:10])}")
+        if ids != sorted(ids):
+            problems.append("clips are not sorted by clip_id")
+        if expected_ids is not None:
+            missing = sorted(set(expected_ids) - set(ids) - set(store.failures["clip_id"]))
+            if missing:
+                problems.append(f"{len(missing)} clips neither stored nor failed: {', '.join(missing[:10])}")
+        for family in store.families():
+            values, _ = store.functionals(families=[family])
+            if values.shape[0] != len(ids):
+                problems.append(f"{family}: {values.shape[0]} rows for {len(ids)} clips")
+                continue
+            finite = np.isfinite(values)
+            partial_rows = ~finite.all(axis=1) & finite.any(axis=1)
+            if family not in nan_allowed and partial_rows.any():
+                problems.append(f"{family}: non-finite values in {int(partial_rows.sum())} clips")
+        for family in store.sequence_families():
+            stored = set(store._h5["sequences"][family]["clips"])
+            if not stored <= set(ids):
+                problems.append(f"{family}: sequences of clips not in the clip table")
+    return problems

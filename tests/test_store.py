@@ -1,0 +1,82 @@
+"""The HDF5 feature store: schema, plain-h5py readability, merging, checks."""
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.store import FAILURE_COLUMNS, FeatureStore, StoreError, check_store, merge_stores, write_store
+from features.stream import Stream
+
+CONFIG = {"audio": {"sr": 16000}}
+
+
+def shard(path, ids, *, failures=(), offset=0.0, config_hash="abc", video=True):
+    """A small store with one audio and (optionally) one video family."""
+    n = len(ids)
+    clips = pd.DataFrame({"clip_id": ids, "speaker": [i[-2:] for i in ids], "label": ["happy"] * n})
+    functionals = {"energy": ("audio", np.arange(n * 2, dtype=np.float32).reshape(n, 2) + offset, ["rms_mean", "rms_std"])}
+    sequences = {"energy": ("audio", ["rms"], {c: Stream(np.full((3 + k, 1), k + offset), ["rms"], 100.0) for k, c in enumerate(ids)})}
+    if video:
+        functionals["hog"] = ("video", np.ones((n, 3), np.float32), ["h0", "h1", "h2"])
+    write_store(path, dataset="synthetic", config=CONFIG, config_hash=config_hash, versions={"numpy": np.__version__},
+                clips=clips, functionals=functionals, sequences=sequences,
+                failures=pd.DataFrame(list(failures), columns=FAILURE_COLUMNS))
+    return path
+
+
+def test_roundtrip_and_plain_h5py(tmp_path):
+    path = shard(tmp_path / "s.h5", ["b-01", "a-02"])
+    with FeatureStore.open(path) as store:
+        assert list(store.clips["clip_id"]) == ["b-01", "a-02"]
+        X, names = store.functionals()
+        assert X.shape == (2, 5) and names == ["rms_mean", "rms_std", "h0", "h1", "h2"]
+        assert store.families("audio") == ["energy"] and store.modality_of("hog") == "video"
+        seq = store.sequence("a-02", "energy")
+        assert seq.values.shape == (4, 1) and seq.frame_rate == 100.0 and seq.names == ["rms"]
+        assert store.config == CONFIG and store.has_modality("video")
+    with h5py.File(path, "r") as h5:
+        assert h5["functionals/energy/values"].shape == (2, 2)
+        assert h5["clips/clip_id"].asstr()[()].tolist() == ["b-01", "a-02"]
+
+
+def test_merge_sorts_dedups_and_newest_wins(tmp_path):
+    old = shard(tmp_path / "old.h5", ["c-01", "a-01"], failures=[("z-09", "audio", "z.wav", "cannot decode")])
+    new = shard(tmp_path / "new.h5", ["a-01", "b-02", "z-09"], offset=100.0, video=False)
+    merge_stores(tmp_path / "m.h5", [old, new])
+    with FeatureStore.open(tmp_path / "m.h5") as store:
+        assert list(store.clips["clip_id"]) == ["a-01", "b-02", "c-01", "z-09"]
+        X, _ = store.functionals(families=["energy"])
+        assert X[0, 0] == 100.0  # a-01 from the newer shard
+        assert X[2, 0] == 0.0  # c-01 only in the old one
+        hog, _ = store.functionals(families=["hog"])
+        assert np.isfinite(hog[2]).all() and np.isnan(hog[0]).all()
+        assert store.failures.empty  # z-09 was retried and stored
+        assert store.sequence("c-01", "energy").values[0, 0] == 0.0
+    assert check_store(tmp_path / "m.h5", expected_ids={"a-01", "b-02", "c-01", "z-09"}) == []
+
+
+def test_merge_refuses_mixed_configurations(tmp_path):
+    a = shard(tmp_path / "a.h5", ["a-01"])
+    b = shard(tmp_path / "b.h5", ["b-01"], config_hash="other")
+    with pytest.raises(StoreError, match="different configurations"):
+        merge_stores(tmp_path / "m.h5", [a, b])
+    assert not (tmp_path / "m.h5").exists()
+
+
+def test_check_finds_problems(tmp_path):
+    path = shard(tmp_path / "s.h5", ["b-01", "a-02"])
+    with h5py.File(path, "a") as h5:
+        h5["functionals/energy/values"][0, 1] = np.nan
+    problems = check_store(path, expected_ids={"a-02", "b-01", "c-03"})
+    assert any("not sorted" in p for p in problems)
+    assert any("c-03" in p for p in problems)
+    assert any("energy: non-finite" in p for p in problems)
+    assert check_store(tmp_path / "absent.h5") == [f"no feature store at {tmp_path / 'absent.h5'}; run `make features DATASET=...` first"]
+
+
+def test_not_a_store(tmp_path):
+    with h5py.File(tmp_path / "x.h5", "w") as h5:
+        h5.attrs["schema"] = "something else"
+    with pytest.raises(StoreError, match="not an emofuse feature store"):
+        FeatureStore.open(tmp_path / "x.h5")
