@@ -1,0 +1,248 @@
+"""Fuse a feature store's functionals fold by fold and write what the classify stage reads.
+
+The path of one run::
+
+    store -> protocol.make_folds -> per modality (audio, video, fused) and fold:
+        training rows only: [STIP bag of words] -> [speaker z-score] -> method pipeline.fit
+        -> transform both sides -> <out>/<modality>/fold-<k>.npz, fold-<k>.joblib
+    -> <out>/<modality>/meta.json (with the stamp that lets a re-run reuse the output)
+
+with ``<out> = <out_root>/<dataset>/fused/<method>[-snorm]/<protocol>``.
+"""
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import joblib
+import numpy as np
+
+from extract.errors import EmofuseError
+from features.stip import DESCRIPTOR_NAMES, StipBagOfWords
+from features.store import atomic_path
+
+from .methods import build_pipeline, parse_method
+from .protocol import RANDOM_SPLIT_WARNING, make_folds
+from .speaker_norm import speaker_zscore
+
+log = logging.getLogger(__name__)
+
+STIP_FAMILY = "stip"
+STIP_POINTS = "stip_points"
+
+
+def fuse(store, method, *, protocol="speaker", speaker_norm=False, out_root=Path("cache"), seed=0, **params) -> Path:
+    """Write the fused features of every fold of ``protocol`` for each modality of ``store``.
+
+    Parameters
+    ----------
+    store : features.store.FeatureStore
+        An open feature store.
+    method : str
+        ``concat``, ``mfa``, ``zebra`` or a ``+`` chain such as ``zebra+mfa``.
+    protocol : {"speaker", "loso", "random", "manifest"}
+        See ``fusion.protocol.make_folds``.
+    speaker_norm : bool
+        Z-score each speaker's features with that speaker's own statistics first
+        (``fusion.speaker_norm.speaker_zscore``; a speaker on both sides of a fold uses its
+        training clips only).  Output goes to ``<method>-snorm``.
+    out_root : Path
+        Cache root; output under ``<out_root>/<dataset>/fused/``.
+    seed : int
+        Seed of the folds and of every randomised step.
+    **params
+        Method parameters (see ``fusion.methods.build_pipeline``), plus ``stip_bow=n_words``
+        to replace the fixed ``stip`` encoding by a bag of ``n_words`` visual words whose
+        codebook is learnt on each fold's training clips (needs video).
+
+    Returns
+    -------
+    out_dir : Path
+        ``<out_root>/<dataset>/fused/<method>[-snorm]/<protocol>``.  Per modality in
+        {audio, video, fused} the store supports, ``<modality>/fold-<k>.npz`` (X_train,
+        X_test float32; y_*, ids_*, speakers_* str), ``fold-<k>.joblib`` (the fitted
+        pipeline) and ``meta.json``; ``folds.json`` beside them.  Clips without any feature
+        of a modality are left out of that modality's folds.  ``meta.json`` holds the
+        settings, ``params`` (every step's parameters), ``input_names`` (the store's column
+        names, then ``stip_word_<i>``), per fold ``output_names`` and, for zebra,
+        ``selected_features`` (``<block>__<input name>``), and the ``stamp``: output whose
+        stamp matches (store config hash and clip table, method, protocol, options, params)
+        is reused, not recomputed.
+
+    Raises
+    ------
+    EmofuseError
+        Unknown method or parameter, no video for ``stip_bow``, a store without features,
+        or a fold whose training side lacks a class.
+    """
+    parse_method(method)
+    stip_words = params.pop("stip_bow", None)
+    modalities = [m for m in ("audio", "video") if store.has_modality(m)]
+    if not modalities:
+        raise EmofuseError(f"feature store of {store.dataset!r} has no audio or video functionals")
+    if stip_words and "video" not in modalities:
+        raise EmofuseError(f"stip_bow needs video features, but the {store.dataset!r} store has none")
+    if len(modalities) == 2:
+        modalities.append("fused")
+    build_pipeline(method, None, seed=seed, **params)  # fail on bad parameters before any work
+    out_dir = Path(out_root) / store.dataset / "fused" / (method + ("-snorm" if speaker_norm else "")) / protocol
+    settings = {
+        "dataset": store.dataset, "method": method, "protocol": protocol, "speaker_norm": bool(speaker_norm),
+        "seed": seed, "stip_bow": stip_words, "requested_params": params, "store_config_hash": store.config_hash,
+    }
+    stamp = _stamp(settings, store.clips)
+    if all(_is_complete(out_dir / m, stamp) for m in modalities) and (out_dir / "folds.json").is_file():
+        log.info("fused features in %s are up to date (stamp %s); reusing them", out_dir, stamp)
+        return out_dir
+
+    folds = make_folds(store.clips, protocol, seed=seed)
+    clips = {key: store.clips[column].to_numpy(dtype=str) for key, column in
+             (("ids", "clip_id"), ("labels", "label"), ("speakers", "speaker"))}
+    skip = [STIP_FAMILY] if stip_words else []  # the words replace the fixed encoding
+    inputs = {m: _modality_matrix(store, m, skip=skip if m != "audio" else []) for m in modalities}
+    for modality, (X, _, _) in inputs.items():
+        _check_training_classes(folds, clips, np.isfinite(X).any(axis=1), modality)
+    words = _stip_bags_of_words(store, folds, clips["ids"], stip_words, seed) if stip_words else None
+    warning = {"warning": RANDOM_SPLIT_WARNING} if protocol == "random" else {}
+    if warning:
+        log.warning("%s", RANDOM_SPLIT_WARNING)
+    _write_json(out_dir / "folds.json", {"protocol": protocol, **warning, "folds": [f.to_dict() for f in folds]})
+    for modality, matrix in inputs.items():
+        fold_words = words if modality != "audio" else None
+        meta = _fuse_modality(matrix, clips, folds, fold_words, method, params, speaker_norm, seed, out_dir / modality)
+        header = {**settings, **warning, "modality": modality, "stamp": stamp}
+        _write_json(out_dir / modality / "meta.json", header | meta)
+        log.info("%s: %d folds of %s features written to %s", method, len(folds), modality, out_dir / modality)
+    return out_dir
+
+
+def _fuse_modality(matrix, clips, folds, words, method, params, speaker_norm, seed, out_dir):
+    """Fit and apply the method on every fold of one modality; return its meta.json entries.
+
+    ``words`` is None or, per fold, the fitted STIP encoder and the clips' word histograms.
+    """
+    for stale in [out_dir / "meta.json", *out_dir.glob("fold-*")]:
+        stale.unlink(missing_ok=True)
+    X, input_names, blocks = matrix
+    ids, labels, speakers = clips["ids"], clips["labels"], clips["speakers"]
+    present = np.isfinite(X).any(axis=1)
+    if words:
+        n_words = words[0][0].n_words
+        input_names = input_names + [f"stip_word_{i}" for i in range(n_words)]
+        blocks = blocks[:-1] + [[blocks[-1][0], blocks[-1][1] + n_words]]  # words join the video block
+    meta = {"input_names": input_names, "output_names": [], "n_clips_without_modality": int((~present).sum())}
+    for fold in folds:
+        train = np.isin(ids, fold.train_ids) & present
+        test = np.isin(ids, fold.test_ids) & present
+        Xf = X
+        if words:  # 1. STIP words from a codebook of this fold's training clips
+            encoder, histograms = words[fold.fold]
+            Xf = np.hstack([X, histograms])
+            _dump(encoder, out_dir / f"fold-{fold.fold}.stip_bow.joblib")
+        if speaker_norm:  # 2. per-speaker statistics, from training clips where a speaker has some
+            rows = train | test
+            Xf = Xf.copy()
+            Xf[rows] = speaker_zscore(Xf[rows], speakers[rows], reference=train[rows])
+        # 3. The method, fitted on the training side only.
+        pipeline = build_pipeline(method, blocks, seed=seed, **params)
+        pipeline.fit(Xf[train], labels[train], groups=speakers[train])
+        output_names = [str(n) for n in pipeline.get_feature_names_out(input_names)]
+        arrays = {}
+        for side, rows in (("train", train), ("test", test)):
+            arrays |= {f"X_{side}": _transform(pipeline, Xf[rows], len(output_names)),
+                       f"y_{side}": labels[rows], f"ids_{side}": ids[rows], f"speakers_{side}": speakers[rows]}
+        _dump_npz(out_dir / f"fold-{fold.fold}.npz", arrays)
+        _dump(pipeline, out_dir / f"fold-{fold.fold}.joblib")
+        meta["params"] = {name: step.get_params(deep=False) for name, step in pipeline.steps}
+        meta["output_names"].append(output_names)
+        if "zebra" in pipeline.named_steps:
+            selector = pipeline[: [name for name, _ in pipeline.steps].index("zebra") + 1]
+            selected = selector.get_feature_names_out(input_names)
+            meta.setdefault("selected_features", []).append([str(n) for n in selected])
+    return meta
+
+
+def _check_training_classes(folds, clips, present, modality):
+    """Refuse a fold whose training side lacks a class of the corpus."""
+    labels = clips["labels"]
+    for fold in folds:
+        train = np.isin(clips["ids"], fold.train_ids) & present
+        missing = sorted(set(labels[present]) - set(labels[train]))
+        if missing:
+            raise EmofuseError(
+                f"fold {fold.fold} (test speakers {', '.join(fold.test_speakers)}): class(es) "
+                f"{', '.join(missing)} have no {modality} training clips; use another protocol"
+            )
+
+
+def _modality_matrix(store, modality, skip):
+    """Functionals of a modality (fused: audio then video) with names and blocks [name, n_columns]."""
+    matrices, names, blocks = [], [], []
+    for name in ("audio", "video"):
+        if modality in (name, "fused"):
+            X, block_names = store.functionals(families=[f for f in store.families(name) if f not in skip])
+            matrices.append(X)
+            names += block_names
+            blocks.append([name, X.shape[1]])
+    return np.hstack(matrices).astype(np.float64), names, blocks
+
+
+def _stip_bags_of_words(store, folds, ids, n_words, seed):
+    """Per fold, a STIP codebook fitted on the training clips' interest points, and the word
+    histograms of every clip [shape=(n_clips, n_words)] (NaN rows for clips without video)."""
+    video = np.isfinite(store.functionals(modality="video")[0]).any(axis=1)
+    points = {}
+    for i in np.flatnonzero(video):
+        stream = store.sequence(ids[i], STIP_POINTS)
+        points[i] = stream.values[:, [stream.names.index(n) for n in DESCRIPTOR_NAMES]]
+    words = []
+    for fold in folds:
+        train = np.flatnonzero(np.isin(ids, fold.train_ids) & video)
+        encoder = StipBagOfWords(n_words=n_words, random_state=seed).fit([points[i] for i in train])
+        histograms = np.full((len(ids), n_words), np.nan)
+        histograms[list(points)] = encoder.transform(list(points.values()))
+        words.append((encoder, histograms))
+    return words
+
+
+def _transform(pipeline, X, n_out):
+    """``pipeline.transform(X)`` as float32; an empty side stays empty."""
+    return (pipeline.transform(X) if len(X) else np.empty((0, n_out))).astype(np.float32)
+
+
+def _stamp(settings, clips):
+    """Digest of everything the output depends on: settings and the clip table."""
+    table = clips[["clip_id", "speaker", "label"]].astype(str).to_csv(index=False)
+    text = json.dumps(settings, sort_keys=True, default=_jsonable) + table
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _is_complete(modality_dir, stamp):
+    meta_path = modality_dir / "meta.json"
+    if not meta_path.is_file():
+        return False
+    meta = json.loads(meta_path.read_text())
+    n_folds = len(meta.get("output_names", []))
+    return meta.get("stamp") == stamp and all((modality_dir / f"fold-{k}.npz").is_file() for k in range(n_folds))
+
+
+def _jsonable(value):
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    return repr(value)
+
+
+def _write_json(path, data):
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1, default=_jsonable))
+
+
+def _dump_npz(path, arrays):
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def _dump(obj, path):
+    with atomic_path(path) as tmp:
+        joblib.dump(obj, tmp)

@@ -1,0 +1,211 @@
+"""The fusion stage end to end on a small feature store: outputs, leakage, reuse, errors, CLI."""
+
+import json
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from extract.errors import EmofuseError
+from features.stip import DESCRIPTOR_NAMES, POINT_COLUMNS
+from features.store import FAILURE_COLUMNS, FeatureStore, store_path, write_store
+from features.stream import Stream
+from fusion.__main__ import main
+from fusion.protocol import RANDOM_SPLIT_WARNING, make_folds
+from fusion.run import fuse
+
+EMOTIONS = ["angry", "happy", "neutral", "sad"]
+NPZ_KEYS = {"X_train", "X_test", "y_train", "y_test", "ids_train", "ids_test", "speakers_train", "speakers_test"}
+
+
+def clip_table(n_speakers=8, per_class=3):
+    rows = [
+        {"clip_id": f"{s:02d}-{e}-{r}", "speaker": f"{s + 1:02d}", "label": emotion,
+         "gender": "male" if s % 2 else "female", "audio_path": "", "video_path": "", "split": ""}
+        for s in range(n_speakers) for e, emotion in enumerate(EMOTIONS) for r in range(per_class)
+    ]
+    return pd.DataFrame(rows)
+
+
+def features_of(clips, seed=0, video=True, stip_points=False):
+    """Functionals in which mfcc_0-1 and hog_0-1 carry the class; the first clip has no video."""
+    rng = np.random.default_rng(seed)
+    n = len(clips)
+    onehot = np.eye(len(EMOTIONS))[clips["label"].map(EMOTIONS.index).to_numpy()]
+    mfcc = rng.normal(size=(n, 10))
+    mfcc[:, :2] += 2 * onehot[:, :2]
+    functionals = {"mfcc": ("audio", mfcc, [f"mfcc_{i}" for i in range(10)]),
+                   "energy": ("audio", rng.normal(size=(n, 3)), ["rms_mean", "rms_std", "log_rms_mean"])}
+    sequences = {}
+    if video:
+        hog = rng.normal(size=(n, 12))
+        hog[:, :2] += 2 * onehot[:, 2:]
+        stip = rng.normal(size=(n, 5))
+        hog[0] = stip[0] = np.nan
+        functionals |= {"hog": ("video", hog, [f"hog_{i}" for i in range(12)]),
+                        "stip": ("video", stip, [f"stip_{i}" for i in range(5)])}
+        if stip_points:
+            columns = POINT_COLUMNS + DESCRIPTOR_NAMES
+            sequences["stip_points"] = ("video", columns, {
+                clip_id: Stream(np.hstack([rng.normal(size=(12, 6)), rng.normal(size=(12, 48)) + 2 * onehot[i, 0]]),
+                                columns, 30.0)
+                for i, clip_id in enumerate(clips["clip_id"]) if i > 0
+            })
+    return functionals, sequences
+
+
+def make_store(root, clips=None, dataset="toy", functionals=None, **options):
+    """Write a feature store of ``clips`` (default ``clip_table()``) under ``root``."""
+    clips = clip_table() if clips is None else clips
+    made, sequences = features_of(clips, **options)
+    path = store_path(dataset, root)
+    write_store(path, dataset=dataset, config={"sr": 16000}, config_hash="cafe", versions={}, clips=clips,
+                functionals=functionals or made, sequences=sequences, failures=pd.DataFrame(columns=FAILURE_COLUMNS))
+    return path
+
+
+def load(path):
+    with np.load(path, allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
+def test_concat_writes_every_fold_of_every_modality(tmp_path):
+    with FeatureStore.open(make_store(tmp_path)) as store:
+        out = fuse(store, "concat", out_root=tmp_path)
+        clips = store.clips
+    assert out == tmp_path / "toy" / "fused" / "concat" / "speaker"
+    folds = json.loads((out / "folds.json").read_text())
+    assert folds["protocol"] == "speaker" and "warning" not in folds and len(folds["folds"]) == 4
+    for modality, width, n_missing in (("audio", 13, 0), ("video", 17, 1), ("fused", 30, 0)):
+        meta = json.loads((out / modality / "meta.json").read_text())
+        assert meta["method"] == "concat" and meta["n_clips_without_modality"] == n_missing
+        assert len(meta["input_names"]) == width
+        blocks = ["video"] * 17 if modality == "video" else ["audio"] * 13 + ["video"] * 17
+        assert meta["output_names"][0] == [f"{b}__{n}" for b, n in zip(blocks, meta["input_names"])]
+        for fold in folds["folds"]:
+            data = load(out / modality / f"fold-{fold['fold']}.npz")
+            assert set(data) == NPZ_KEYS
+            assert data["X_train"].dtype == np.float32 and data["y_train"].dtype.kind == "U"
+            assert data["X_train"].shape == (len(data["y_train"]), width)
+            assert not set(data["speakers_train"]) & set(data["speakers_test"])
+            assert set(data["speakers_test"]) == set(fold["test_speakers"])
+            assert list(data["ids_test"]) == [i for i in fold["test_ids"] if modality != "video" or i != "00-0-0"]
+            # standardised on the training side
+            np.testing.assert_allclose(data["X_train"].mean(0), 0, atol=1e-5)
+            labels = clips.set_index("clip_id").loc[data["ids_test"], "label"]
+            assert list(labels) == list(data["y_test"])
+
+
+@pytest.mark.parametrize("method, options", [
+    ("concat", {"pca": 4}),
+    ("zebra+mfa", {}),
+    ("mfa", {"speaker_norm": True, "mfa__k1": 3}),
+])
+def test_training_features_ignore_the_test_side(tmp_path, method, options):
+    """Changing every test label and replacing test features leaves the fused training side unchanged."""
+    clips = clip_table()
+    on_test = clips["clip_id"].isin(make_folds(clips, "speaker")[0].test_ids).to_numpy()
+    tampered = clips.copy()
+    tampered.loc[on_test, "label"] = tampered.loc[on_test, "label"].map(dict(zip(EMOTIONS, EMOTIONS[::-1])))
+    honest_features, _ = features_of(clips)
+    other_features, _ = features_of(clips, seed=99)
+    tampered_features = {family: (modality, np.where(on_test[:, None], other_features[family][1], values), names)
+                         for family, (modality, values, names) in honest_features.items()}
+    outputs = []
+    for name, table, functionals in (("honest", clips, honest_features), ("tampered", tampered, tampered_features)):
+        with FeatureStore.open(make_store(tmp_path / name, clips=table, functionals=functionals)) as store:
+            outputs.append(fuse(store, method, out_root=tmp_path / name, **options))
+    for modality in ("audio", "video", "fused"):
+        honest, tampered_fold = (load(out / modality / "fold-0.npz") for out in outputs)
+        np.testing.assert_array_equal(honest["X_train"], tampered_fold["X_train"])
+        np.testing.assert_array_equal(honest["y_train"], tampered_fold["y_train"])
+        assert not np.allclose(honest["X_test"], tampered_fold["X_test"])
+
+
+def test_zebra_meta_names_the_selected_features_per_fold(tmp_path):
+    with FeatureStore.open(make_store(tmp_path)) as store:
+        out = fuse(store, "zebra", out_root=tmp_path, seed=1)
+    meta = json.loads((out / "fused" / "meta.json").read_text())
+    assert len(meta["selected_features"]) == 4
+    for selected, output in zip(meta["selected_features"], meta["output_names"]):
+        assert selected == output
+        assert {"audio__mfcc_0", "audio__mfcc_1", "video__hog_0", "video__hog_1"} <= set(selected)
+        assert len(selected) < 20
+    assert meta["params"]["zebra"]["random_state"] == 1
+
+
+def test_rerun_reuses_matching_output_and_redoes_changed_params(tmp_path, caplog):
+    with FeatureStore.open(make_store(tmp_path)) as store:
+        out = fuse(store, "mfa", out_root=tmp_path)
+        first = (out / "fused" / "fold-0.npz").stat().st_mtime_ns
+        with caplog.at_level(logging.INFO, logger="fusion.run"):
+            fuse(store, "mfa", out_root=tmp_path)
+        assert "reusing" in caplog.text
+        assert (out / "fused" / "fold-0.npz").stat().st_mtime_ns == first
+        fuse(store, "mfa", out_root=tmp_path, n_components=1)
+    assert load(out / "fused" / "fold-0.npz")["X_train"].shape[1] == 1
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_random_protocol_is_marked_as_inflated(tmp_path):
+    with FeatureStore.open(make_store(tmp_path)) as store:
+        out = fuse(store, "concat", protocol="random", speaker_norm=True, out_root=tmp_path)
+    assert out.parent.name == "concat-snorm"
+    folds = json.loads((out / "folds.json").read_text())
+    assert folds["warning"] == RANDOM_SPLIT_WARNING and len(folds["folds"]) == 1
+    assert json.loads((out / "audio" / "meta.json").read_text())["warning"] == RANDOM_SPLIT_WARNING
+    data = load(out / "audio" / "fold-0.npz")
+    assert set(data["speakers_train"]) & set(data["speakers_test"])
+
+
+def test_stip_bag_of_words_is_fitted_per_fold(tmp_path):
+    clips = clip_table().assign(split=lambda t: np.where(t["speaker"] <= "06", "train", "test"))
+    with FeatureStore.open(make_store(tmp_path, clips=clips, stip_points=True)) as store:
+        out = fuse(store, "concat", protocol="manifest", out_root=tmp_path, stip_bow=4)
+    meta = json.loads((out / "video" / "meta.json").read_text())
+    assert meta["input_names"][-4:] == [f"stip_word_{i}" for i in range(4)]
+    assert not any(name.startswith("stip_") and "word" not in name for name in meta["input_names"])
+    assert load(out / "video" / "fold-0.npz")["X_train"].shape[1] == 12 + 4
+    assert (out / "video" / "fold-0.stip_bow.joblib").is_file()
+    assert not (out / "audio" / "fold-0.stip_bow.joblib").exists()
+
+
+def test_audio_only_store_gives_audio_only_output(tmp_path):
+    with FeatureStore.open(make_store(tmp_path, video=False)) as store:
+        out = fuse(store, "concat", out_root=tmp_path)
+        with pytest.raises(EmofuseError, match="stip_bow needs video"):
+            fuse(store, "concat", out_root=tmp_path, stip_bow=8)
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["audio"]
+
+
+@pytest.mark.parametrize("method, options, message", [
+    ("lda", {}, r"unknown fusion method 'lda'; known: concat, mfa, zebra"),
+    ("mfa+mfa", {}, "unknown fusion method"),
+    ("mfa", {"pca": 3}, "parameter 'pca' belongs to concat and mfa"),
+    ("concat", {"k1": 3}, "parameter 'k1' belongs to no step"),
+])
+def test_bad_requests(tmp_path, method, options, message):
+    with FeatureStore.open(make_store(tmp_path)) as store:
+        with pytest.raises(EmofuseError, match=message):
+            fuse(store, method, out_root=tmp_path, **options)
+
+
+def test_class_missing_from_training_names_fold_and_class(tmp_path):
+    clips = clip_table()
+    clips = clips[(clips["label"] != "sad") | (clips["speaker"] == "03")]  # only speaker 03 is sad
+    with FeatureStore.open(make_store(tmp_path, clips=clips.reset_index(drop=True))) as store:
+        with pytest.raises(EmofuseError, match=r"fold 2 \(test speakers 03\): class\(es\) sad have no audio"):
+            fuse(store, "concat", protocol="loso", out_root=tmp_path)
+
+
+def test_command_line(tmp_path, capsys):
+    make_store(tmp_path)
+    args = ["--dataset", "toy", "--method", "mfa", "--cache-dir", str(tmp_path), "--param", "mfa__n_components=2"]
+    assert main(args) == 0
+    data = load(tmp_path / "toy" / "fused" / "mfa" / "speaker" / "fused" / "fold-3.npz")
+    assert data["X_test"].shape[1] == 2
+    assert main(["--dataset", "missing", "--method", "concat", "--cache-dir", str(tmp_path)]) == 2
+    assert "run `make features DATASET=missing` first" in capsys.readouterr().err
+    assert main(["--dataset", "toy", "--method", "pca", "--cache-dir", str(tmp_path)]) == 2
+    assert "known: concat, mfa, zebra" in capsys.readouterr().err
