@@ -1,0 +1,174 @@
+"""The classifiers emofuse evaluates, by name.
+
+Light classifiers (scikit-learn) sit in a Pipeline: mean imputation of missing values
+(a clip without one modality), a StandardScaler, then the classifier; the Pipeline fits
+both preprocessing steps on the training fold only.  The torch networks of
+``classify.networks`` standardise and impute inside their own ``fit`` and are imported
+only when one of them is asked for.
+
+``input`` of a spec says what its ``fit`` takes:
+
+* ``"vector"``: a matrix X [shape=(n, d)] of fused (or one modality's) features;
+* ``"blocks"``: X = [audio columns | video columns], with ``blocks=(n_audio, n_video)``;
+* ``"sequence"``: a list of frame-level feature sequences [shape=(t_i, d)].
+
+``groups`` says whether ``fit`` takes the training speakers (``groups=``) to tune
+hyper-parameters by speaker-grouped cross-validation inside the training fold.
+"""
+
+from dataclasses import dataclass
+from typing import Callable
+
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, GroupKFold
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from extract.errors import EmofuseError
+
+SVM_C_GRID = (0.1, 1.0, 10.0, 100.0)
+
+
+@dataclass(frozen=True)
+class ClassifierSpec:
+    """How to build one named classifier and what its ``fit`` takes."""
+
+    name: str
+    description: str
+    build: Callable  # build(random_state, blocks=None) -> unfitted estimator
+    input: str = "vector"
+    groups: bool = False
+    light: bool = True
+
+
+def standardised(classifier) -> Pipeline:
+    """``classifier`` behind mean imputation and standardisation, both fitted on training data.
+
+    Empty (all-NaN) training columns are kept as zeros so the column count never changes.
+    """
+    return Pipeline([
+        ("impute", SimpleImputer(strategy="mean", keep_empty_features=True)),
+        ("scale", StandardScaler()),
+        ("classifier", classifier),
+    ])
+
+
+def _rbf_svm(random_state, blocks=None):
+    return standardised(SVC(kernel="rbf", C=1.0, gamma="scale", class_weight="balanced",
+                            random_state=random_state))
+
+
+def _tuned_svm(random_state, blocks=None):
+    # C chosen by speaker-grouped 3-fold CV over the training speakers (the groups= of fit).
+    return GridSearchCV(_rbf_svm(random_state), {"classifier__C": list(SVM_C_GRID)},
+                        scoring="balanced_accuracy", cv=GroupKFold(n_splits=3))
+
+
+def _random_forest(random_state, blocks=None):
+    return standardised(RandomForestClassifier(n_estimators=300, class_weight="balanced", n_jobs=1,
+                                               random_state=random_state))
+
+
+def _logistic_regression(random_state, blocks=None):
+    return standardised(LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000,
+                                           random_state=random_state))
+
+
+def _nearest_neighbours(random_state, blocks=None):
+    return standardised(KNeighborsClassifier(n_neighbors=5, weights="distance"))
+
+
+def _perceptron(random_state, blocks=None):
+    return standardised(MLPClassifier(hidden_layer_sizes=(128,), alpha=1e-3, early_stopping=True,
+                                      max_iter=500, random_state=random_state))
+
+
+def _network(class_name):
+    """A builder of the torch classifier ``classify.networks.<class_name>``, imported on use."""
+    def build(random_state, blocks=None):
+        from . import networks
+
+        params = {"blocks": tuple(blocks)} if blocks is not None else {}
+        return getattr(networks, class_name)(random_state=random_state, **params)
+    return build
+
+
+CLASSIFIERS = {spec.name: spec for spec in (
+    ClassifierSpec("svm", "RBF support vector machine, C=1, class-balanced", _rbf_svm),
+    ClassifierSpec("rf", "random forest, 300 trees, class-balanced", _random_forest),
+    ClassifierSpec("logreg", "multinomial logistic regression, L2, class-balanced", _logistic_regression),
+    ClassifierSpec("knn", "k-nearest neighbours, k=5, distance-weighted", _nearest_neighbours),
+    ClassifierSpec("mlp", "multilayer perceptron, one hidden layer of 128, early stopping", _perceptron),
+    ClassifierSpec("svm-tuned", f"RBF SVM, C in {SVM_C_GRID} by 3-fold CV over the training speakers",
+                   _tuned_svm, groups=True, light=False),
+    ClassifierSpec("cnn1d", "FERCNN 1-D CNN on the feature vector (DV-EmotionNet; torch)",
+                   _network("FerCnnClassifier"), light=False),
+    ClassifierSpec("bilstm_sa", "BiLSTM + multi-head self-attention on frame sequences (Kirar et al.; torch)",
+                   _network("BiLstmAttentionClassifier"), input="sequence", light=False),
+    ClassifierSpec("attention_fusion", "attention-weighted audio and video encodings (Mamieva et al.; torch)",
+                   _network("AttentionFusionClassifier"), input="blocks", light=False),
+)}
+
+
+def parse_classifiers(spec) -> list:
+    """Classifier names from ``"all"``, ``"light"``, a comma list, or a list of names.
+
+    Parameters
+    ----------
+    spec : str or sequence of str
+        ``"all"`` (every registered classifier), ``"light"`` (svm, rf, logreg, knn, mlp),
+        ``"svm,rf"``, or ``["svm", "rf"]``.
+
+    Returns
+    -------
+    names : list of str
+        Known names, in the order given, without repeats.
+
+    Raises
+    ------
+    EmofuseError
+        An unknown name (the message lists the known ones) or an empty request.
+    """
+    names = spec.split(",") if isinstance(spec, str) else list(spec)
+    expanded = []
+    for name in (n.strip() for n in names if n.strip()):
+        if name == "all":
+            expanded += list(CLASSIFIERS)
+        elif name == "light":
+            expanded += [n for n, s in CLASSIFIERS.items() if s.light]
+        elif name in CLASSIFIERS:
+            expanded.append(name)
+        else:
+            raise EmofuseError(f"unknown classifier {name!r}; known: all, light, {', '.join(CLASSIFIERS)}")
+    if not expanded:
+        raise EmofuseError(f"no classifier given; known: all, light, {', '.join(CLASSIFIERS)}")
+    return list(dict.fromkeys(expanded))
+
+
+def make_classifier(name: str, *, random_state: int = 0, blocks=None):
+    """A fresh, unfitted estimator for the registered classifier ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A key of ``CLASSIFIERS``.
+    random_state : int
+        Seed of every random part (forest, MLP and network weights, SVM tie-breaking).
+    blocks : (int, int), optional
+        Audio and video column counts; required by ``attention_fusion``, ignored otherwise.
+
+    Returns
+    -------
+    estimator : scikit-learn classifier
+    """
+    spec = CLASSIFIERS.get(name)
+    if spec is None:
+        raise EmofuseError(f"unknown classifier {name!r}; known: {', '.join(CLASSIFIERS)}")
+    if spec.input == "blocks" and blocks is None:
+        raise EmofuseError(f"classifier {name!r} needs blocks=(n_audio_columns, n_video_columns)")
+    return spec.build(random_state, blocks) if spec.input == "blocks" else spec.build(random_state)

@@ -1,0 +1,302 @@
+"""Evaluation end to end on a small store and fused folds written here: results, report, model."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from classify import evaluate as evaluate_module
+from classify import report
+from classify.__main__ import main
+from classify.classifiers import CLASSIFIERS, make_classifier, parse_classifiers
+from classify.evaluate import BASELINE_METHOD, clip_sequences, evaluate
+from extract.errors import EmofuseError
+from features.store import FAILURE_COLUMNS, FeatureStore, store_path, write_store
+from features.stream import Stream
+from fusion.protocol import make_folds
+
+DATASET = "toy"
+EMOTIONS = ["angry", "happy", "neutral", "sad"]
+SPEAKERS = ["01", "02", "03", "04", "05", "06"]
+FAMILIES = {"audio": ["mfcc", "egemaps"], "video": ["hog_summary"], "fused": ["mfcc", "egemaps", "hog_summary"]}
+REQUIRED_KEYS = {"protocol", "modality", "method", "classifier", "accuracy", "ua", "macro_f1",
+                 "accuracy_std", "ua_std", "folds"}
+
+
+def write_toy_store(cache, *, shuffle_labels=False, seed=0):
+    """6 speakers x 4 emotions x 6 clips; each family carries the emotion in a few columns
+    (plus a speaker offset and noise) unless ``shuffle_labels`` breaks the link."""
+    rng = np.random.default_rng(seed)
+    rows = [(s, e, r) for s in SPEAKERS for e in EMOTIONS for r in range(6)]
+    clips = pd.DataFrame({"clip_id": [f"{s}-{e}-{r}" for s, e, r in rows], "speaker": [s for s, _, _ in rows],
+                          "label": [e for _, e, _ in rows], "gender": [["female", "male"][int(s) % 2] for s, _, _ in rows],
+                          "audio_path": "", "video_path": "", "split": ""})
+    code = clips["label"].map(EMOTIONS.index).to_numpy()
+    speaker = clips["speaker"].astype(int).to_numpy()
+
+    def family(n_columns, n_informative):
+        X = rng.normal(size=(len(clips), n_columns)) + 0.5 * speaker[:, None]
+        X[np.arange(len(clips)), code % n_informative] += 4.0
+        return X.astype(np.float32)
+
+    functionals = {"mfcc": ("audio", family(8, 4), [f"mfcc_{i}_mean" for i in range(8)]),
+                   "egemaps": ("audio", family(12, 4), [f"egemaps_{i}" for i in range(12)]),
+                   "hog_summary": ("video", family(10, 4), [f"hog_{i}" for i in range(10)])}
+    if shuffle_labels:
+        clips["label"] = rng.permutation(clips["label"].to_numpy())
+    ids = clips["clip_id"].tolist()
+    sequences = {
+        "mfcc": ("audio", ["m0", "m1"], {c: Stream(np.c_[np.arange(20), np.full(20, k)], ["m0", "m1"], 100.0)
+                                         for k, c in enumerate(ids)}),
+        "hog": ("video", ["h0"], {c: Stream(np.arange(6)[:, None] * 10.0, ["h0"], 30.0) for c in ids}),
+    }
+    path = store_path(DATASET, cache)
+    write_store(path, dataset=DATASET, config={"audio": {"sr": 16000}}, config_hash="toyhash", versions={},
+                clips=clips, functionals=functionals, sequences=sequences,
+                failures=pd.DataFrame([], columns=FAILURE_COLUMNS))
+    return path
+
+
+def write_fused(cache, method="concat", protocols=("speaker", "random")):
+    """Fused folds as the fusion stage writes them, with an imputer + scaler as the transformer."""
+    with FeatureStore.open(store_path(DATASET, cache)) as store:
+        clips = store.clips
+        for protocol in protocols:
+            folds = make_folds(clips, protocol)
+            root = cache / DATASET / "fused" / method / protocol
+            root.mkdir(parents=True)
+            document = {"protocol": protocol, "folds": [f.to_dict() for f in folds]}
+            (root / "folds.json").write_text(json.dumps(document | ({"warning": "inflated"} if protocol == "random" else {})))
+            for modality, families in FAMILIES.items():
+                X, names = store.functionals(families=families)
+                (root / modality).mkdir()
+                (root / modality / "meta.json").write_text(json.dumps({"method": method, "params": {}, "input_names": names,
+                                                                       "output_names": names}))
+                for fold in folds:
+                    train = clips["clip_id"].isin(fold.train_ids).to_numpy()
+                    test = clips["clip_id"].isin(fold.test_ids).to_numpy()
+                    y = clips["label"].to_numpy(str)
+                    transformer = make_pipeline(SimpleImputer(), StandardScaler()).fit(X[train], y[train])
+                    np.savez(root / modality / f"fold-{fold.fold}.npz",
+                             X_train=transformer.transform(X[train]).astype(np.float32),
+                             X_test=transformer.transform(X[test]).astype(np.float32),
+                             y_train=y[train], y_test=y[test],
+                             ids_train=clips["clip_id"].to_numpy(str)[train], ids_test=clips["clip_id"].to_numpy(str)[test],
+                             speakers_train=clips["speaker"].to_numpy(str)[train],
+                             speakers_test=clips["speaker"].to_numpy(str)[test])
+                    joblib.dump(transformer, root / modality / f"fold-{fold.fold}.joblib")
+
+
+@pytest.fixture(scope="module")
+def easy(tmp_path_factory):
+    """An easy corpus, evaluated once with svm and knn on both protocols."""
+    root = tmp_path_factory.mktemp("easy")
+    write_toy_store(root / "cache")
+    write_fused(root / "cache")
+    summary = evaluate(DATASET, "concat", "svm,knn", cache_dir=root / "cache", reports_dir=root / "reports")
+    return root, summary
+
+
+def _result(results, protocol, modality, method, classifier):
+    return next(r for r in results if (r["protocol"], r["modality"], r["method"], r["classifier"])
+                == (protocol, modality, method, classifier))
+
+
+def test_metrics_json_structure_and_easy_scores(easy):
+    root, summary = easy
+    metrics = json.loads((root / "reports" / DATASET / "metrics.json").read_text())
+    keys = {(r["protocol"], r["modality"], r["method"], r["classifier"]) for r in metrics["results"]}
+    expected = {(p, m, "concat", c) for p in ("speaker", "random") for m in ("audio", "video", "fused")
+                for c in ("svm", "knn")} | {(p, "audio", BASELINE_METHOD, "logreg") for p in ("speaker", "random")}
+    assert keys == expected and len(metrics["results"]) == len(expected)
+    with FeatureStore.open(store_path(DATASET, root / "cache")) as store:
+        n_folds = len(make_folds(store.clips, "speaker"))
+    for entry in metrics["results"]:
+        assert REQUIRED_KEYS <= entry.keys()
+        assert all(0.0 <= entry[k] <= 1.0 for k in ("accuracy", "ua", "macro_f1"))
+        assert set(entry["per_class"]) == set(EMOTIONS) == set(entry["labels"])
+        assert np.sum(entry["confusion"]) == sum(f["n_test"] for f in entry["folds"])
+        assert len(entry["folds"]) == (1 if entry["protocol"] == "random" else n_folds)
+        assert entry["accuracy"] == pytest.approx(np.mean([f["accuracy"] for f in entry["folds"]]))
+        assert entry["ua_std"] == pytest.approx(np.std([f["ua"] for f in entry["folds"]], ddof=1)
+                                                if len(entry["folds"]) > 1 else 0.0)
+        for fold in entry["folds"]:
+            assert np.sum(fold["confusion"]) == fold["n_test"]
+            assert sorted(fold["per_speaker_accuracy"]) == fold["test_speakers"]
+            assert set(fold["per_class"]) == set(EMOTIONS)
+    # every speaker is tested exactly once under the speaker protocol
+    fused = _result(metrics["results"], "speaker", "fused", "concat", "svm")
+    tested = [s for fold in fused["folds"] for s in fold["test_speakers"]]
+    assert sorted(tested) == SPEAKERS
+    # the emotion is easy to read from every family
+    for modality in ("audio", "video", "fused"):
+        assert _result(metrics["results"], "speaker", modality, "concat", "svm")["ua"] > 0.9
+    assert _result(metrics["results"], "speaker", "audio", BASELINE_METHOD, "logreg")["ua"] > 0.9
+    assert summary["best"]["protocol"] == "speaker" and summary["best"]["ua"] > 0.9
+
+
+def test_report_md_tables_protocols_and_figures(easy):
+    root, _ = easy
+    report_dir = root / "reports" / DATASET
+    text = (report_dir / "report.md").read_text()
+    for expected in ("## Speaker-independent folds (protocol `speaker`)", "## Random 80/20 split",
+                     "UA gap (points)", "| modality | fusion method | classifier | UA (%) | accuracy (%) | macro-F1 (%)",
+                     "| fused | concat | svm |", f"| audio | {BASELINE_METHOD} | logreg |", "## Final model",
+                     "| speaker | test fold | accuracy (%) |"):
+        assert expected in text, expected
+    assert "±" in text and "PROTOCOL=random" not in text
+    figures = [line[line.index("(") + 1:-1] for line in text.splitlines() if line.startswith("![")]
+    assert any("confusion_random_concat_fused" in f for f in figures)
+    assert any(f.startswith("figures/per_class_speaker") for f in figures)
+    assert "figures/space_concat.png" in figures
+    for figure in figures:
+        data = (report_dir / figure).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
+    assert not list(report_dir.rglob(".*.tmp"))
+
+
+def test_saved_model_predicts_stored_clips(easy, monkeypatch, capsys):
+    predict = pytest.importorskip("classify.predict")
+    root, summary = easy
+    model = predict.load_model(root / "reports" / DATASET / "model.joblib")
+    assert model["source"]["ua"] == summary["best"]["ua"] and sorted(model["labels"]) == EMOTIONS
+    with FeatureStore.open(store_path(DATASET, root / "cache")) as store:
+        features = {f: store.functionals(families=[f]) for f in store.families()}
+        clips = store.clips
+    rows = {clip_id: i for i, clip_id in enumerate(clips["clip_id"])}
+    calls = []
+
+    def fake_extract(audio_path, video_path, config):
+        calls.append((audio_path, video_path, config))
+        clip_id = Path(video_path or audio_path).stem
+        return {f: (X[rows[clip_id]], names) for f, (X, names) in features.items()}
+
+    monkeypatch.setattr(predict, "extract_file_features", fake_extract)
+    wanted = clips.groupby("label").head(2)
+    suffix = ".wav" if predict.needed_modalities(model) == {"audio"} else ".mp4"
+    table = predict.predict_files(model, [f"/new/{c}{suffix}" for c in wanted["clip_id"]])
+    assert list(table["predicted"]) == list(wanted["label"])
+    np.testing.assert_allclose(table[model["labels"]].sum(axis=1), 1.0, atol=1e-6)
+    assert calls[0][2] == {"audio": {"sr": 16000}}
+    with pytest.raises(EmofuseError, match="unknown file type"):
+        predict.predict_files(model, ["/new/clip.txt"])
+    # the command line prints one row of probabilities per file
+    clip = wanted.iloc[-1]
+    assert main(["predict", str(root / "reports" / DATASET / "model.joblib"), f"/new/{clip['clip_id']}{suffix}"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == [*model["labels"], "predicted"] and out[1].split()[-1] == clip["label"]
+
+
+def test_results_accumulate_and_are_replaced(easy, tmp_path):
+    root, _ = easy
+    reports = tmp_path / "reports"
+    shutil.copytree(root / "reports", reports)
+    cache = tmp_path / "cache"
+    shutil.copytree(root / "cache", cache)
+    shutil.copytree(cache / DATASET / "fused" / "concat" / "speaker", cache / DATASET / "fused" / "other" / "speaker")
+    before = json.loads((reports / DATASET / "metrics.json").read_text())["results"]
+    evaluate(DATASET, "other", "knn", cache_dir=cache, reports_dir=reports)
+    after = json.loads((reports / DATASET / "metrics.json").read_text())["results"]
+    # 3 modalities of knn for "other" added; the speaker baseline entry is replaced, not duplicated
+    assert len(after) == len(before) + 3
+    assert {r["method"] for r in after} == {"concat", "other", BASELINE_METHOD}
+    text = (reports / DATASET / "report.md").read_text()
+    assert "| fused | other | knn |" in text and "| fused | concat | svm |" in text
+
+
+def test_shuffled_labels_are_near_chance(tmp_path):
+    cache = tmp_path / "cache"
+    write_toy_store(cache, shuffle_labels=True)
+    write_fused(cache, protocols=("speaker",))
+    summary = evaluate(DATASET, "concat", "knn", cache_dir=cache, reports_dir=tmp_path / "reports")
+    for entry in summary["results"]:
+        assert entry["ua"] < 0.45, entry  # chance is 0.25 with 4 classes
+    text = (tmp_path / "reports" / DATASET / "report.md").read_text()
+    assert f"make fuse DATASET={DATASET} METHOD=concat PROTOCOL=random" in text
+
+
+def test_errors_name_the_fix(tmp_path, capsys):
+    with pytest.raises(EmofuseError, match=f"make fuse DATASET={DATASET} METHOD=nope"):
+        evaluate(DATASET, "nope", "svm", cache_dir=tmp_path, reports_dir=tmp_path)
+    with pytest.raises(EmofuseError, match="known: all, light, svm, rf"):
+        parse_classifiers("svm,forest")
+    assert main(["evaluate", "--dataset", DATASET, "--method", "concat", "--classifier", "boost",
+                 "--cache-dir", str(tmp_path)]) == 2
+    assert "unknown classifier 'boost'" in capsys.readouterr().err
+    with pytest.raises(EmofuseError, match="needs blocks"):
+        make_classifier("attention_fusion")
+
+
+def test_classifier_registry():
+    assert parse_classifiers("light") == ["svm", "rf", "logreg", "knn", "mlp"]
+    assert parse_classifiers("all") == list(CLASSIFIERS)
+    assert parse_classifiers("knn, svm,knn") == ["knn", "svm"]
+    assert {"cnn1d", "bilstm_sa", "attention_fusion"} <= CLASSIFIERS.keys()
+    svm = make_classifier("svm")
+    assert svm.named_steps["classifier"].class_weight == "balanced" and svm.named_steps["classifier"].kernel == "rbf"
+    # networks are imported lazily: the registry alone does not load torch
+    code = "import sys, classify.classifiers; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1]).returncode == 0
+
+
+def test_clip_sequences_average_streams_onto_the_slowest(tmp_path):
+    write_toy_store(tmp_path)
+    with FeatureStore.open(store_path(DATASET, tmp_path)) as store:
+        audio, fused = clip_sequences(store, ["01-sad-2"], "audio")[0], clip_sequences(store, ["01-sad-2"], "fused")[0]
+    np.testing.assert_array_equal(audio, np.c_[np.arange(20), np.full(20, 20)])  # 100 fps, unchanged (clip 20)
+    # fused: on the 6 HOG frames (30 fps); audio frame i (value i) falls in HOG frame floor(0.3 i):
+    # frames 0-3, 4-6, 7-9, 10-13, 14-16, 17-19
+    assert fused.shape == (6, 3)
+    np.testing.assert_allclose(fused[:, 0], [1.5, 5, 8, 11.5, 15, 18])
+    np.testing.assert_array_equal(fused[:, 2], 10 * np.arange(6))
+
+
+def test_tuned_svm_picks_c_inside_training_speakers():
+    rng = np.random.default_rng(1)
+    y = np.repeat(["a", "b"], 60)
+    X = rng.normal(size=(120, 3)) + 2.5 * (y == "b")[:, None]
+    speakers = np.tile(["s1", "s2", "s3", "s4", "s5", "s6"], 20)
+    test = np.isin(speakers, ["s5", "s6"])
+    split = evaluate_module.Split(0, X[~test], X[test], y[~test], y[test], speakers[~test], speakers[test])
+    (fold,) = evaluate_module.cross_validate(lambda: make_classifier("svm-tuned"), [split], groups=True)
+    assert fold["ua"] > 0.85 and fold["test_speakers"] == ["s5", "s6"]
+    with pytest.raises(ValueError, match="groups"):  # GroupKFold cannot run without the speakers
+        evaluate_module.cross_validate(lambda: make_classifier("svm-tuned"), [split])
+
+
+def test_blocks_align_audio_and_video_rows_by_clip_id():
+    def fold(ids_train, X_train):
+        ids_train = np.array(ids_train)
+        return {"fold": 0, "ids_train": ids_train, "ids_test": np.array(["t"]), "X_train": np.array(X_train, np.float32),
+                "X_test": np.array([[9.0] * len(X_train[0])], np.float32), "y_train": np.array(["a"] * len(ids_train)),
+                "y_test": np.array(["a"]), "speakers_train": np.array(["s"] * len(ids_train)), "speakers_test": np.array(["u"])}
+
+    folds = {"fused": [fold(["c1", "c2", "c3"], [[0], [0], [0]])],
+             "audio": [fold(["c3", "c1", "c2"], [[3], [1], [2]])],
+             "video": [fold(["c2", "c1"], [[20, 21], [10, 11]])]}  # c3 has no video
+    (split,), blocks = evaluate_module._splits("blocks", folds["fused"], folds, None, "fused")
+    assert blocks == (1, 2)
+    np.testing.assert_array_equal(split.X_train, [[1, 10, 11], [2, 20, 21], [3, np.nan, np.nan]])
+    np.testing.assert_array_equal(split.X_test, [[9, 9, 9]])
+
+
+def test_merge_metrics_replaces_same_key_and_drops_foreign_schema(tmp_path):
+    def entry(method, ua):
+        return {"protocol": "speaker", "modality": "fused", "method": method, "classifier": "svm", "ua": ua}
+
+    old = report.merge_metrics({}, [entry("mfa", 0.5), entry("concat", 0.4)], DATASET)
+    merged = report.merge_metrics(old, [entry("concat", 0.6)], DATASET)
+    assert [(e["method"], e["ua"]) for e in merged["results"]] == [("concat", 0.6), ("mfa", 0.5)]
+    report.write_metrics(tmp_path / "metrics.json", merged)
+    assert report.read_metrics(tmp_path / "metrics.json") == merged
+    (tmp_path / "metrics.json").write_text(json.dumps({"results": [entry("old", 0.9)]}))  # no schema
+    assert report.read_metrics(tmp_path / "metrics.json")["results"] == []
