@@ -9,9 +9,9 @@ each box.  Frames stream through: only a few full frames wait for the next detec
 only crops and boxes are kept.
 """
 
+import threading
 from collections import deque
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Callable, Iterable
 
 import cv2
@@ -53,11 +53,17 @@ class FaceTrack:
     frame_size: tuple
 
 
-@lru_cache(maxsize=1)
+_PER_THREAD = threading.local()
+
+
 def _cascade() -> cv2.CascadeClassifier:
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE_FILE)
-    if cascade.empty():
-        raise EmofuseError(f"cannot load the OpenCV face cascade {cv2.data.haarcascades + CASCADE_FILE}")
+    """The Haar cascade, one per thread: OpenCV's detector is not safe to share across threads."""
+    cascade = getattr(_PER_THREAD, "cascade", None)
+    if cascade is None:
+        cascade = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE_FILE)
+        if cascade.empty():
+            raise EmofuseError(f"cannot load the OpenCV face cascade {cv2.data.haarcascades + CASCADE_FILE}")
+        _PER_THREAD.cascade = cascade
     return cascade
 
 

@@ -1,0 +1,155 @@
+"""The feature runner on a small synthetic corpus: store contents, resumption, kills, Dask, failures."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from extract.synthetic import generate_corpus
+from features.__main__ import main as features_main
+from features.runner import default_config, extract_file_features, run_features
+from features.store import FeatureStore, check_store, store_path
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+N_CLIPS = 6
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Six clips (both modalities) of one synthetic actor, copied out of a generated corpus."""
+    full = generate_corpus(tmp_path_factory.mktemp("full"), actors=1, seed=3, n_jobs=1, progress=False)
+    small = tmp_path_factory.mktemp("small")
+    stems = sorted(p.stem[3:] for p in full.rglob("03-*.wav"))[::10][:N_CLIPS]
+    for stem in stems:
+        for prefix, suffix in (("03", ".wav"), ("02", ".mp4")):
+            source = next(full.rglob(f"{prefix}-{stem}{suffix}"))
+            shutil.copy(source, small / source.name)
+    return small
+
+
+def store_arrays(path):
+    """Everything numeric in a store, keyed by family, for exact comparison."""
+    with FeatureStore.open(path) as store:
+        arrays = {f: store.functionals(families=[f])[0] for f in store.families()}
+        for family in store.sequence_families():
+            for clip_id in store.clips["clip_id"]:
+                arrays[f"{family}/{clip_id}"] = store.sequence(clip_id, family).values
+        arrays["clip_id"] = np.array(store.clips["clip_id"])
+    return arrays
+
+
+def assert_same_store(a, b):
+    A, B = store_arrays(a), store_arrays(b)
+    assert A.keys() == B.keys()
+    for key in A:
+        np.testing.assert_array_equal(A[key], B[key], err_msg=key)
+
+
+@pytest.fixture(scope="module")
+def reference(corpus, tmp_path_factory):
+    """One uninterrupted local run."""
+    cache = tmp_path_factory.mktemp("cache")
+    summary = run_features("synthetic", corpus, jobs=2, cache_dir=cache, progress=False)
+    assert (summary.done, summary.failed, summary.skipped) == (N_CLIPS, 0, 0)
+    return summary.store
+
+
+def test_store_holds_every_family(reference, corpus):
+    with FeatureStore.open(reference) as store:
+        assert len(store) == N_CLIPS and store.failures.empty
+        assert set(store.families("audio")) >= {"mfcc", "zcr", "pitch", "energy", "chroma", "mel", "egemaps"}
+        assert set(store.families("video")) >= {"hog", "hog_summary", "stip"}
+        X, names = store.functionals("audio")
+        assert X.shape == (N_CLIPS, len(names)) and len(set(names)) == len(names)
+        assert np.isfinite(store.functionals(families=["egemaps"])[0]).all()
+        mfcc = store.sequence(store.clips["clip_id"][0], "mfcc")
+        assert mfcc.frame_rate == pytest.approx(100.0) and mfcc.values.shape[0] > 250
+        assert store.config == default_config()
+    assert check_store(reference, expected_ids=set(X_ids(reference))) == []
+
+
+def X_ids(path):
+    with FeatureStore.open(path) as store:
+        return list(store.clips["clip_id"])
+
+
+def test_rerun_skips_everything(reference, corpus):
+    before = store_arrays(reference)
+    summary = run_features("synthetic", corpus, jobs=1, cache_dir=reference.parent.parent, progress=False)
+    assert (summary.done, summary.skipped) == (0, N_CLIPS)
+    after = store_arrays(reference)
+    for key in before:
+        np.testing.assert_array_equal(before[key], after[key])
+
+
+def test_killed_runs_resume_to_the_same_store(corpus, reference, tmp_path):
+    """SIGKILL the CLI at several moments; the store always opens; the final one equals the reference."""
+    cache = tmp_path / "cache"
+    command = [sys.executable, "-m", "features", "extract", "--dataset", "synthetic", "--data-dir", str(corpus),
+               "--jobs", "1", "--cache-dir", str(cache), "--no-progress"]
+    rng = np.random.default_rng(0)
+    for cycle in range(4):
+        proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        time.sleep(rng.uniform(2.0, 6.0))
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        path = store_path("synthetic", cache)
+        if path.exists():
+            assert check_store(path) == [], f"cycle {cycle}"
+    assert subprocess.run(command, cwd=REPO, capture_output=True).returncode == 0
+    assert_same_store(store_path("synthetic", cache), reference)
+
+
+def test_dask_cluster_gives_the_same_store(corpus, reference, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        summary = run_features("synthetic", corpus, jobs=2, cache_dir=tmp_path, scheduler=client, progress=False)
+    assert summary.done == N_CLIPS
+    assert_same_store(summary.store, reference)
+
+
+def test_broken_clip_is_listed_and_the_run_goes_on(corpus, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(corpus, data)
+    victim = sorted(data.glob("03-*.wav"))[0]
+    victim.write_text("this is a text file, not audio")
+    code = features_main(["extract", "--dataset", "synthetic", "--data-dir", str(data),
+                          "--cache-dir", str(tmp_path / "cache"), "--jobs", "1", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 3
+    assert f"failed [audio] {victim}" in out and "cannot decode audio" in out
+    with FeatureStore.open(store_path("synthetic", tmp_path / "cache")) as store:
+        assert len(store) == N_CLIPS  # the video of the broken clip still counts
+        row = list(store.clips["clip_id"]).index(victim.stem[3:])
+        assert np.isnan(store.functionals(families=["mfcc"])[0][row]).all()
+        assert np.isfinite(store.functionals(families=["hog"])[0][row]).all()
+        assert list(store.failures["stage"]) == ["audio"]
+
+
+def test_changed_configuration_never_mixes(corpus, tmp_path):
+    config = default_config()
+    run_features("synthetic", corpus, jobs=1, cache_dir=tmp_path, progress=False)
+    config["audio"]["n_mfcc"] = 13
+    summary = run_features("synthetic", corpus, jobs=1, cache_dir=tmp_path, config=config, progress=False)
+    assert summary.done == N_CLIPS
+    assert len(list((tmp_path / "synthetic").glob("features-*.h5"))) == 1
+    with FeatureStore.open(summary.store) as store:
+        assert store.functionals(families=["mfcc"])[0].shape[1] < 40 * 3 * 5
+
+
+def test_extract_file_features_matches_store(corpus, reference):
+    with FeatureStore.open(reference) as store:
+        clip = store.clips.iloc[0]
+        expected, names = store.functionals(families=["mfcc"])
+    features = extract_file_features(clip["audio_path"], None, default_config())
+    values, file_names = features["mfcc"]
+    assert file_names == names
+    np.testing.assert_allclose(values, expected[0], rtol=1e-6)
+    assert "hog" not in features
