@@ -255,7 +255,7 @@ def merge_stores(target, sources) -> None:
         ).reset_index(drop=True)
         # 2. Failures of each clip from its newest source only.
         failures = pd.concat(
-            [s.failures[[latest[c] == i for c in s.failures["clip_id"]]] for i, s in enumerate(stores)],
+            [s.failures[s.failures["clip_id"].map(latest) == i] for i, s in enumerate(stores)],
             ignore_index=True,
         ).drop_duplicates().sort_values(["clip_id", "stage"], kind="stable")
         # 3. Functionals: one matrix per family, NaN where the owner lacks it.
