@@ -85,11 +85,12 @@ def fuse(store, method, *, protocol="speaker", speaker_norm=False, out_root=Path
         raise EmofuseError(f"stip_bow needs video features, but the {store.dataset!r} store has none")
     if len(modalities) == 2:
         modalities.append("fused")
-    build_pipeline(method, None, seed=seed, **params)  # fail on bad parameters before any work
+    pipeline = build_pipeline(method, None, seed=seed, **params)  # fail on bad parameters before any work
     out_dir = Path(out_root) / store.dataset / "fused" / (method + ("-snorm" if speaker_norm else "")) / protocol
     settings = {
         "dataset": store.dataset, "method": method, "protocol": protocol, "speaker_norm": bool(speaker_norm),
         "seed": seed, "stip_bow": stip_words, "requested_params": params, "store_config_hash": store.config_hash,
+        "pipeline": repr(pipeline),  # the effective parameters, defaults included
     }
     stamp = _stamp(settings, store.clips)
     if all(_is_complete(out_dir / m, stamp) for m in modalities) and (out_dir / "folds.json").is_file():
