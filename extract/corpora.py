@@ -90,6 +90,14 @@ def _require_folder(root: Path, what: str, help_text: str) -> None:
         raise CorpusError(f"{what} corpus not found: {root} is not a folder. {help_text}")
 
 
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A CSV table as strings (missing values as ""), or a CorpusError naming the file."""
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise CorpusError(f"{path}: not a readable CSV table ({err})") from err
+
+
 def _finish(name: str, root: Path, rows: list, skipped: list, extra_columns: list, help_text: str) -> Corpus:
     """Build the clip table, checking it is not empty."""
     if not rows:
@@ -218,7 +226,9 @@ def _cremad_genders(root: Path) -> dict:
     table = root / "VideoDemographics.csv"
     if not table.is_file():
         return {}
-    demo = pd.read_csv(table, dtype=str)
+    demo = _read_csv(table)
+    if not {"ActorID", "Sex"} <= set(demo.columns):
+        raise CorpusError(f"{table}: expected the columns ActorID and Sex, got {', '.join(demo.columns)}")
     return {row["ActorID"]: row["Sex"].strip().lower() for _, row in demo.iterrows()}
 
 
@@ -270,7 +280,7 @@ def read_manifest(data_dir) -> Corpus:
         path = path / "manifest.csv"
     if not path.is_file():
         raise CorpusError(f"manifest not found: {path}. {MANIFEST_HELP}")
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    table = _read_csv(path)
     missing = [c for c in MANIFEST_REQUIRED if c not in table.columns]
     if missing:
         raise CorpusError(f"{path}: manifest lacks the columns {', '.join(missing)}. {MANIFEST_HELP}")

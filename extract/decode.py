@@ -5,6 +5,7 @@ Audio files that libsndfile reads (wav, flac, ogg) go through ``soundfile``; any
 be installed by hand.  Video frames come from OpenCV and are streamed, never held whole.
 """
 
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +20,16 @@ import soxr
 from .errors import DecodeError
 
 SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif"}
+NATIVE_SR_RANGE = (1000, 768000)  # Hz; a rate outside it in a file's header is damage, not audio
 
 
 def _check_file(path: Path) -> None:
+    if path.is_dir():
+        raise DecodeError(f"{path}: is a folder, not a file")
     if not path.is_file():
         raise DecodeError(f"{path}: file not found")
+    if not os.access(path, os.R_OK):
+        raise DecodeError(f"{path}: permission denied (the file is not readable)")
     if path.stat().st_size == 0:
         raise DecodeError(f"{path}: file is empty (0 bytes)")
 
@@ -58,12 +64,14 @@ def load_audio(path, sr: int = 16000) -> np.ndarray:
         except (sf.LibsndfileError, RuntimeError, OSError) as err:
             raise DecodeError(f"{path}: cannot decode audio ({err})") from err
         y = y.mean(axis=1)
+        if not NATIVE_SR_RANGE[0] <= native_sr <= NATIVE_SR_RANGE[1]:  # resampling would blow it up or empty it
+            raise DecodeError(f"{path}: implausible sampling rate of {native_sr} Hz in its header (damaged file?)")
     else:
         y, native_sr = _ffmpeg_audio(path, sr), sr
-    if y.size == 0:
-        raise DecodeError(f"{path}: no audio samples")
     if native_sr != sr:
         y = soxr.resample(y, native_sr, sr, quality="HQ")
+    if y.size == 0:
+        raise DecodeError(f"{path}: no audio samples")
     return np.ascontiguousarray(y, dtype=np.float32)
 
 
@@ -80,7 +88,7 @@ def _ffmpeg_audio(path: Path, sr: int) -> np.ndarray:
     if proc.returncode != 0:
         message = proc.stderr.decode(errors="replace").strip().splitlines()
         reason = message[-1] if message else f"ffmpeg exit status {proc.returncode}"
-        if "matches no streams" in reason:
+        if any("matches no streams" in line for line in message):  # not always the last line
             reason = "the file has no audio track"
         raise DecodeError(f"{path}: cannot decode audio ({reason})")
     return np.frombuffer(proc.stdout, dtype=np.float32)
@@ -88,7 +96,8 @@ def _ffmpeg_audio(path: Path, sr: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """Basic facts of a video file: frame rate (Hz), frame count (as the container says) and size (px)."""
+    """Basic facts of a video file: frame rate (Hz), frame count (as the container says; 0 if it
+    says nothing sensible) and size (px)."""
 
     fps: float
     n_frames: int
@@ -117,7 +126,7 @@ def video_info(path) -> VideoInfo:
         fps = capture.get(cv2.CAP_PROP_FPS)
         info = VideoInfo(
             fps=float(fps) if fps and np.isfinite(fps) and fps > 0 else 0.0,
-            n_frames=int(capture.get(cv2.CAP_PROP_FRAME_COUNT)),
+            n_frames=max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0),  # a damaged header can say < 0
             width=int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
             height=int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
         )

@@ -24,6 +24,10 @@ CASCADE_FILE = "haarcascade_frontalface_default.xml"
 CROP_CONTRAST = 48.0  # grey levels per standard deviation of the face in normalised crops
 
 
+class FaceError(EmofuseError, ValueError):
+    """A frame or tracking parameter that cannot be used; the message names it."""
+
+
 @dataclass
 class FaceTrack:
     """The face of one clip, frame by frame.
@@ -70,7 +74,7 @@ def _cascade() -> cv2.CascadeClassifier:
 def _to_grey(image) -> np.ndarray:
     image = np.asarray(image)
     if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
-        raise ValueError(
+        raise FaceError(
             f"expected a uint8 grey (H, W) or BGR (H, W, 3) image, got {image.dtype} {image.shape}"
         )
     return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
@@ -107,7 +111,7 @@ def detect_faces(
     features. CVPR.
     """
     if not 0 < min_size_fraction <= 1:
-        raise ValueError(f"min_size_fraction must be in (0, 1], got {min_size_fraction}")
+        raise FaceError(f"min_size_fraction must be in (0, 1], got {min_size_fraction}")
     grey = _to_grey(image)
     min_side = max(1, int(round(min_size_fraction * min(grey.shape))))
     found = _cascade().detectMultiScale(
@@ -222,15 +226,15 @@ def track_faces(
     track : FaceTrack
         A clip where no face is ever found gives ``valid.any() == False``.
     """
-    if fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
+    if not (np.isfinite(fps) and fps > 0):
+        raise FaceError(f"fps must be a positive number, got {fps}")
     if detect_every < 1 or detect_width < 24 or crop_size < 1 or margin < 0 or max_wait <= 0:
-        raise ValueError(
+        raise FaceError(
             "need detect_every >= 1, detect_width >= 24, crop_size >= 1, margin >= 0, max_wait > 0; got "
             f"{detect_every}, {detect_width}, {crop_size}, {margin}, {max_wait}"
         )
     if smooth < 1 or smooth % 2 == 0:
-        raise ValueError(f"smooth must be a positive odd number of frames, got {smooth}")
+        raise FaceError(f"smooth must be a positive odd number of frames, got {smooth}")
     half = smooth // 2
     max_pending = max(half + 1, int(round(max_wait * fps)))
     anchor_index, anchor_boxes = [], []
@@ -263,7 +267,7 @@ def track_faces(
             frame_size = (grey.shape[1], grey.shape[0])
             scale = min(1.0, detect_width / frame_size[0])
         elif (grey.shape[1], grey.shape[0]) != frame_size:
-            raise ValueError(
+            raise FaceError(
                 f"frame {index} is {grey.shape[1]}x{grey.shape[0]}, expected {frame_size[0]}x{frame_size[1]}"
             )
         tried = searching or index % detect_every == 0

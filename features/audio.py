@@ -27,6 +27,9 @@ from features.stream import Stream
 FLOOR_DB = -100.0
 """Floor of every dB value (log energy, log-mel): 10 log10 of a mean square of 1e-10."""
 
+PITCH_BLOCK = 1024
+"""Frames :func:`pitch` analyses at once, which bounds its memory (a few MB)."""
+
 CHROMA_NAMES = ["C", "Cs", "D", "Ds", "E", "F", "Fs", "G", "Gs", "A", "As", "B"]
 """Pitch classes of the chroma rows, from C; ``s`` marks a sharp (``Cs`` is C sharp)."""
 
@@ -249,6 +252,18 @@ def pitch(
     _check_pitch_range(sr, fmin, fmax, frame_length)
     padded = np.pad(y, frame_length // 2)
     frames = librosa.util.frame(padded, frame_length=frame_length, hop_length=hop_length).T
+    # Frames are independent: blocks of them bound the memory that the per-lag arrays
+    # would otherwise take for the whole clip (2.6 MB per second of 16 kHz audio).
+    blocks = [
+        _yin(frames[start : start + PITCH_BLOCK], sr, fmin, fmax, threshold, voicing_threshold)
+        for start in range(0, len(frames), PITCH_BLOCK)
+    ]
+    return np.concatenate([f0 for f0, _ in blocks]), np.concatenate([v for _, v in blocks])
+
+
+def _yin(frames, sr, fmin, fmax, threshold, voicing_threshold):
+    """YIN steps 1-6 of :func:`pitch` on a block of frames [shape=(b, frame_length)]."""
+    frame_length = frames.shape[1]
     min_lag, max_lag = int(sr // fmax), int(np.ceil(sr / fmin))
     lags = np.arange(max_lag + 2)  # one lag beyond the range, for the interpolation
     window = frame_length - lags[-1]  # W: x_j x_{j + tau} stays inside the frame
@@ -258,10 +273,10 @@ def pitch(
     head_spectrum = scipy.fft.rfft(frames[:, :window], n=frame_length, axis=1)
     autocorrelation = scipy.fft.irfft(spectrum * head_spectrum.conj(), n=frame_length, axis=1)
     # 2. Difference d(tau) = r_0(0) + r_tau(0) - 2 r(tau) (eq. 7), where r_tau(0) is the
-    #    energy of x_tau .. x_{tau+W-1}, from the running energy of the whole signal.
-    energy_before = np.concatenate([[0], np.cumsum(np.square(padded, dtype=np.float64))])
-    first = hop_length * np.arange(len(frames))[:, np.newaxis] + lags
-    shifted_energy = energy_before[first + window] - energy_before[first]
+    #    energy of x_tau .. x_{tau+W-1}, from the running energy within each frame.
+    energy_before = np.zeros((len(frames), frame_length + 1))
+    np.cumsum(np.square(frames, dtype=np.float64), axis=1, out=energy_before[:, 1:])
+    shifted_energy = energy_before[:, lags + window] - energy_before[:, lags]
     difference = shifted_energy[:, :1] + shifted_energy - 2 * autocorrelation[:, lags]
     difference = np.maximum(difference, 0)
     # 3. Cumulative mean normalised difference d'(tau) = d(tau) / ((1/tau) sum_{j=1}^{tau}

@@ -59,8 +59,8 @@ def check_face_clip(crops, valid, fps) -> tuple[np.ndarray, np.ndarray, float]:
     crops, valid = np.asarray(crops), np.asarray(valid)
     if crops.dtype != np.uint8:
         raise FeatureError(f"crops must be uint8 grey images, got dtype {crops.dtype}")
-    if crops.ndim != 3 or crops.shape[0] == 0 or crops.shape[1] != crops.shape[2]:
-        raise FeatureError(f"crops must have shape (t >= 1, s, s), got {crops.shape}")
+    if crops.ndim != 3 or 0 in crops.shape or crops.shape[1] != crops.shape[2]:
+        raise FeatureError(f"crops must have shape (t >= 1, s >= 1, s), got {crops.shape}")
     if valid.dtype != bool or valid.shape != crops.shape[:1]:
         raise FeatureError(
             f"valid must be a bool array of shape ({crops.shape[0]},), "
@@ -154,6 +154,8 @@ def gaussian_kernel(std, truncate=3.0) -> np.ndarray:
 
 def _scale_space_gradient(volume, sigma2, tau2) -> list[np.ndarray]:
     """First derivatives ``[Lt, Ly, Lx]`` of the scale-space (central differences)."""
+    if np.ndim(volume) != 3 or min(np.shape(volume)) < 2:
+        raise FeatureError(f"a space-time gradient needs a (t, y, x) volume of 2x2x2 or more, got {np.shape(volume)}")
     return np.gradient(gaussian_scale_space(volume, sigma2, tau2))
 
 
@@ -279,12 +281,14 @@ def detect_interest_points(
     points = [np.empty((0, len(POINT_COLUMNS)))]
     descriptors = [np.empty((0, len(DESCRIPTOR_NAMES)), np.float32)]
     for sigma2, tau2 in scales:
+        half_xy, half_t = cuboid_half_size(sigma2, tau2, s)
+        if n_frames <= 2 * half_t or min(height, width) <= 2 * half_xy:
+            continue  # no cuboid fits in the volume (e.g. a one-frame clip): no point at this scale
         gradient = _scale_space_gradient(volume, sigma2, tau2)
         response = _harris_from_gradient(gradient, sigma2, tau2, s, k)
         # 1. Local maxima over the 3x3x3 space-time neighbourhood, above the threshold.
         peaks = (response == _maximum_filter_3x3x3(response)) & (response > threshold)
         # 2. Keep points whose cuboid is inside the crop and over valid frames only.
-        half_xy, half_t = cuboid_half_size(sigma2, tau2, s)
         inside_t = ndi.binary_erosion(valid, np.ones(2 * half_t + 1, bool), border_value=0)
         peaks[~inside_t] = False
         peaks[:, :half_xy] = peaks[:, height - half_xy:] = False

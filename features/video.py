@@ -180,6 +180,8 @@ def summary_image(crops, valid) -> np.ndarray:
         Values in [0, 1]; all NaN if no frame is valid.
     """
     crops, valid = np.asarray(crops), np.asarray(valid, bool)
+    if crops.ndim != 3 or crops.shape[1] != crops.shape[2] or valid.shape != crops.shape[:1]:
+        raise FeatureError(f"need square crops (t, s, s) and a valid mask (t,), got {crops.shape} and {valid.shape}")
     if not valid.any():
         return np.full(crops.shape[1:], np.nan)
     return crops[valid].mean(axis=0) / 255
