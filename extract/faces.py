@@ -188,7 +188,7 @@ def track_faces(
     fps: float,
     *,
     detect_every: int = 5,
-    detect_width: int = 320,
+    detect_width: int = 160,
     crop_size: int = 64,
     smooth: int = 5,
     margin: float = 0.1,
@@ -207,7 +207,9 @@ def track_faces(
         Run the detector on every ``detect_every``-th frame, on the last frame, and on
         every frame after a failed detection until the face is found again.
     detect_width : int
-        Frames wider than this are down-scaled to this width for detection.
+        Frames wider than this are down-scaled to this width for detection.  160 finds the
+        face in every frame of the real 720p RAVDESS clips (face about a third of the frame
+        wide) at half the detector cost of 320; lower it only for close-ups.
     crop_size : int > 0
         Side of the face crops in pixels.
     smooth : int >= 1, odd

@@ -33,7 +33,7 @@ from .functionals import functionals
 from .store import FAILURE_COLUMNS, FeatureStore, StoreError, merge_stores, store_path, write_store
 from .video import VideoConfig, video_features
 
-FACE_DEFAULTS = {"detect_every": 5, "detect_width": 320, "crop_size": 64}
+FACE_DEFAULTS = {"detect_every": 5, "detect_width": 160, "crop_size": 64}
 PACKAGES = ["numpy", "scipy", "librosa", "opensmile", "opencv-python-headless", "scikit-image", "h5py"]
 
 
