@@ -278,11 +278,13 @@ def run_features(dataset: str, data_dir, *, jobs: int = 2, cache_dir="cache", co
     cpu = media = 0.0
     stored_count = len(stored_ids)
     pending = 0
-    with _backend(scheduler), joblib.Parallel(n_jobs=jobs) as parallel, \
-            tqdm(total=len(todo), disable=not progress, unit="clip", desc=f"features {dataset}") as bar:
-        for begin in range(0, len(todo), batch_size):
-            batch = todo[begin:begin + batch_size]
-            results = parallel(joblib.delayed(extract_clip)(c, config) for c in batch)
+    with _backend(scheduler), tqdm(total=len(todo), disable=not progress, unit="clip",
+                                   desc=f"features {dataset}") as bar:
+        # Results stream back in order while workers go on with later clips, so writing
+        # shards and merging in this process overlaps with extraction.
+        stream = joblib.Parallel(n_jobs=jobs, return_as="generator", pre_dispatch="2*n_jobs")(
+            joblib.delayed(extract_clip)(c, config) for c in todo)
+        for results in _batches(stream, batch_size):
             shard = shards / f"shard-{time.time_ns():020d}.h5"
             _write_shard(shard, dataset, config, results)
             for r in results:
@@ -291,8 +293,8 @@ def run_features(dataset: str, data_dir, *, jobs: int = 2, cache_dir="cache", co
                 partial += r.stored and bool(r.failures)
                 cpu += r.seconds
                 media += max(r.audio_seconds, r.video_seconds)
-            pending += len(batch)
-            bar.update(len(batch))
+            pending += len(results)
+            bar.update(len(results))
             if pending >= max(stored_count, batch_size):
                 merge_stores(store, sources())
                 _remove_merged(shards)
@@ -306,6 +308,18 @@ def run_features(dataset: str, data_dir, *, jobs: int = 2, cache_dir="cache", co
     return RunSummary(store=store, total=len(clips), done=done, skipped=len(clips) - len(todo),
                       failed=failed, partial=partial, seconds=time.perf_counter() - start,
                       cpu_seconds=cpu, media_seconds=media, unused=corpus.skipped)
+
+
+def _batches(items, size: int):
+    """Lists of ``size`` consecutive items (the last may be shorter)."""
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _remove_merged(shards: Path) -> None:

@@ -93,10 +93,10 @@ def test_killed_runs_resume_to_the_same_store(corpus, reference, tmp_path):
     command = [sys.executable, "-m", "features", "extract", "--dataset", "synthetic", "--data-dir", str(corpus),
                "--jobs", "1", "--cache-dir", str(cache), "--no-progress"]
     rng = np.random.default_rng(0)
-    for cycle in range(4):
+    for cycle in range(6):
         proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
-        time.sleep(rng.uniform(2.0, 6.0))
+        time.sleep(rng.uniform(1.5, 5.0))
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         path = store_path("synthetic", cache)
