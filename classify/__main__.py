@@ -2,7 +2,7 @@
 
     python -m classify evaluate --dataset ravdess --method concat --classifier svm,rf   # -> reports/ravdess/
     python -m classify evaluate --dataset ravdess --method mfa --classifier all
-    python -m classify predict reports/ravdess/model.joblib clip.wav face.mp4          # per-emotion probabilities
+    python -m classify predict reports/ravdess/model.joblib clip.wav take.mp4 a.wav+a.mp4  # per-emotion probabilities
 """
 
 import argparse

@@ -71,6 +71,21 @@ def model_inputs(model: dict, features: dict) -> np.ndarray:
     return np.hstack(outputs).astype(np.float32)
 
 
+def _media_of(item: str, needed) -> tuple:
+    """(audio path or None, video path or None) of one FILE argument, as the model needs them."""
+    parts = [Path(p) for p in item.split("+")] if "+" in item and not Path(item).exists() else [Path(item)]
+    for path in parts:
+        if path.suffix.lower() not in AUDIO_SUFFIXES | VIDEO_SUFFIXES:
+            raise EmofuseError(f"{path}: unknown file type {path.suffix.lower()!r}; give audio "
+                               f"({', '.join(sorted(AUDIO_SUFFIXES))}) or video ({', '.join(sorted(VIDEO_SUFFIXES))})")
+    videos = [p for p in parts if p.suffix.lower() in VIDEO_SUFFIXES]
+    if "video" in needed and not videos:
+        raise EmofuseError(f"{item}: the model uses video features, give a video file (or audio+video)")
+    audio = next((p for p in parts if p.suffix.lower() in AUDIO_SUFFIXES), videos[0] if videos else None)
+    return (str(audio) if "audio" in needed else None,
+            str(videos[0]) if "video" in needed else None)
+
+
 def predict_files(model: dict, paths) -> pd.DataFrame:
     """Per-emotion probabilities of each file.
 
@@ -79,7 +94,8 @@ def predict_files(model: dict, paths) -> pd.DataFrame:
     model : dict
         As ``load_model`` returns.
     paths : list of str or Path
-        Audio files (wav, flac, ...) or videos with a sound track (mp4, ...).  A video
+        Audio files (wav, flac, ...) or videos with a sound track (mp4, ...), or an audio
+        file and a video of the same clip joined by ``+`` (``take.wav+take.mp4``).  A video
         model needs videos; an audio model takes the sound track of a video.
 
     Returns
@@ -89,15 +105,9 @@ def predict_files(model: dict, paths) -> pd.DataFrame:
     """
     needed = needed_modalities(model)
     rows = []
-    for path in map(Path, paths):
-        suffix = path.suffix.lower()
-        if suffix not in AUDIO_SUFFIXES | VIDEO_SUFFIXES:
-            raise EmofuseError(f"{path}: unknown file type {suffix!r}; give audio "
-                               f"({', '.join(sorted(AUDIO_SUFFIXES))}) or video ({', '.join(sorted(VIDEO_SUFFIXES))})")
-        if "video" in needed and suffix not in VIDEO_SUFFIXES:
-            raise EmofuseError(f"{path}: the model uses video features, give a video file")
-        features = extract_file_features(str(path) if "audio" in needed else None,
-                                         str(path) if "video" in needed else None, model["feature_config"])
+    for item in map(str, paths):
+        audio, video = _media_of(item, needed)
+        features = extract_file_features(audio, video, model["feature_config"])
         rows.append(model["estimator"].predict_proba(model_inputs(model, features))[0])
     table = pd.DataFrame(np.array(rows), columns=model["labels"], index=[str(p) for p in paths])
     table["predicted"] = table[model["labels"]].idxmax(axis=1)

@@ -300,3 +300,15 @@ def test_merge_metrics_replaces_same_key_and_drops_foreign_schema(tmp_path):
     assert report.read_metrics(tmp_path / "metrics.json") == merged
     (tmp_path / "metrics.json").write_text(json.dumps({"results": [entry("old", 0.9)]}))  # no schema
     assert report.read_metrics(tmp_path / "metrics.json")["results"] == []
+
+
+def test_predict_file_arguments():
+    predict = pytest.importorskip("classify.predict")
+    both = {"audio", "video"}
+    assert predict._media_of("take.wav+take.mp4", both) == ("take.wav", "take.mp4")
+    assert predict._media_of("take.mp4", both) == ("take.mp4", "take.mp4")
+    assert predict._media_of("take.mp4", {"audio"}) == ("take.mp4", None)
+    with pytest.raises(EmofuseError, match="give a video file"):
+        predict._media_of("take.wav", both)
+    with pytest.raises(EmofuseError, match="unknown file type '.txt'"):
+        predict._media_of("notes.txt", {"audio"})
