@@ -29,7 +29,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from extract.errors import EmofuseError
-from features.store import FeatureStore, atomic_path, store_path
+from extract.atomic import atomic_path
+from features.store import FeatureStore, store_path
 
 from . import report
 from .report import BASELINE_METHOD, MODALITY_ORDER, PROTOCOL_ORDER, RANDOM_PROTOCOL

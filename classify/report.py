@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from features.store import atomic_path
+from extract.atomic import atomic_path
 
 SCHEMA = "emofuse-metrics/1"
 PROTOCOL_ORDER = ("speaker", "loso", "manifest", "random")

@@ -8,6 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .atomic import atomic_path
 from .corpora import DATASETS, read_corpus
 from .errors import EmofuseError
 
@@ -44,8 +45,8 @@ def main(argv=None) -> int:
             options = {"vocal_channel": args.vocal_channel} if args.dataset in ("ravdess", "synthetic") else {}
             found = read_corpus(args.dataset, args.data_dir, **options)
             out = args.cache_dir / args.dataset / "clips.csv"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            found.clips.to_csv(out, index=False)
+            with atomic_path(out) as tmp:
+                found.clips.to_csv(tmp, index=False)
             print(found.summary())
             print(f"clip table written to {out}")
     except EmofuseError as err:

@@ -23,6 +23,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from extract.atomic import PARTIAL
 from extract.corpora import read_corpus
 from extract.decode import load_audio
 from extract.errors import EmofuseError
@@ -260,7 +261,7 @@ def run_features(dataset: str, data_dir, *, jobs: int = 2, cache_dir="cache", co
     _prepare_store(store, digest)
     shards = _shard_dir(store, digest)
     shards.mkdir(parents=True, exist_ok=True)
-    for stale in [*shards.glob(".*.tmp"), *store.parent.glob(f".{store.name}.*.tmp")]:
+    for stale in [*shards.glob(f".*{PARTIAL}*"), *store.parent.glob(f".{store.stem}.*{PARTIAL}*")]:
         stale.unlink()  # left by a run killed mid-write
 
     def sources():

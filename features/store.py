@@ -20,13 +20,13 @@ the last merged store readable and every finished shard whole, so the next run r
 
 import json
 import os
-from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pandas as pd
 
+from extract.atomic import atomic_path
 from extract.errors import EmofuseError
 
 from .stream import Stream
@@ -51,21 +51,6 @@ def _strings(values) -> np.ndarray:
 
 def _read_strings(dataset) -> list:
     return [v.decode() if isinstance(v, bytes) else str(v) for v in dataset[()]]
-
-
-@contextmanager
-def atomic_path(path):
-    """Yield a temporary path beside ``path``; on success fsync it and move it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield tmp
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class FeatureStore:

@@ -20,7 +20,7 @@ import numpy as np
 
 from extract.errors import EmofuseError
 from features.stip import DESCRIPTOR_NAMES, StipBagOfWords
-from features.store import atomic_path
+from extract.atomic import atomic_path
 
 from .methods import build_pipeline, parse_method
 from .protocol import RANDOM_SPLIT_WARNING, make_folds

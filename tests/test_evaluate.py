@@ -161,7 +161,7 @@ def test_report_md_tables_protocols_and_figures(easy):
     for figure in figures:
         data = (report_dir / figure).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
-    assert not list(report_dir.rglob(".*.tmp"))
+    assert not list(report_dir.rglob(".*.partial*"))
 
 
 def test_saved_model_predicts_stored_clips(easy, monkeypatch, capsys):

@@ -145,7 +145,7 @@ def test_rerun_reuses_matching_output_and_redoes_changed_params(tmp_path, caplog
         assert (out / "fused" / "fold-0.npz").stat().st_mtime_ns == first
         fuse(store, "mfa", out_root=tmp_path, n_components=1)
     assert load(out / "fused" / "fold-0.npz")["X_train"].shape[1] == 1
-    assert not list(out.rglob("*.tmp"))
+    assert not list(out.rglob("*.partial*"))
 
 
 def test_random_protocol_is_marked_as_inflated(tmp_path):

@@ -24,6 +24,7 @@ import joblib
 import numpy as np
 import soundfile as sf
 
+from ..atomic import atomic_path
 from ..errors import CorpusError
 from ..labels import RAVDESS_EMOTIONS
 from .face import RAVDESS_VIDEO, SMALL_VIDEO, render_face_clip, sample_face
@@ -262,16 +263,11 @@ def _write_take(out, take, seed, video_size):
     wav, mp4 = folder / take.filename("03"), folder / take.filename("02")
     y, frames = synthesize_take(take, seed, video_size, video=not mp4.is_file())
     if not wav.is_file():
-        _write_atomic(wav, lambda tmp: sf.write(tmp, y, FORMATS[video_size]["sr"], subtype="PCM_16", format="WAV"))
+        with atomic_path(wav) as tmp:
+            sf.write(tmp, y, FORMATS[video_size]["sr"], subtype="PCM_16", format="WAV")
     if frames is not None:
-        _write_atomic(mp4, lambda tmp: _write_mp4(tmp, frames, FORMATS[video_size]["fps"]))
-
-
-def _write_atomic(path, write):
-    """Write through ``write(tmp)`` to a hidden name in the same folder, then rename into place."""
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    write(tmp)
-    os.replace(tmp, path)
+        with atomic_path(mp4) as tmp:
+            _write_mp4(tmp, frames, FORMATS[video_size]["fps"])
 
 
 def _write_mp4(path, frames, fps):
