@@ -170,11 +170,7 @@ def write_store(path, *, dataset: str, config: dict, config_hash: str, versions:
     """
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
         _write_header(h5, dataset, config, config_hash, versions, clips, failures)
-        for family, (modality, values, names) in functionals.items():
-            group = h5.create_group(f"functionals/{family}")
-            group.attrs["modality"] = modality
-            group.create_dataset("values", data=np.asarray(values, np.float32))
-            group.create_dataset("names", data=_strings(names), dtype=_STR)
+        _write_functionals(h5, functionals)
         for family, (modality, names, streams) in sequences.items():
             group = _sequence_group(h5, family, modality, names)
             for clip_id, stream in streams.items():
@@ -194,6 +190,15 @@ def _write_header(h5, dataset, config, config_hash, versions, clips, failures):
                              dtype=_STR)
     h5.create_group("functionals")
     h5.create_group("sequences")
+
+
+def _write_functionals(h5, functionals):
+    """``functionals``: family -> (modality, values (n, d), names)."""
+    for family, (modality, values, names) in functionals.items():
+        group = h5.create_group(f"functionals/{family}")
+        group.attrs["modality"] = modality
+        group.create_dataset("values", data=np.asarray(values, np.float32))
+        group.create_dataset("names", data=_strings(names), dtype=_STR)
 
 
 def _sequence_group(h5, family, modality, names):
@@ -246,22 +251,21 @@ def merge_stores(target, sources) -> None:
         # 3. Functionals: one matrix per family, NaN where the owner lacks it.
         functionals = {}
         for family in dict.fromkeys(f for s in stores for f in s.families()):
-            having = [s for s in stores if family in s.families()]
-            names = _read_strings(having[0]._h5["functionals"][family]["names"])
+            # Each source's matrix is read once, not row by row.
+            groups = {i: h["functionals"][family] for i, h in enumerate(handles) if family in h["functionals"]}
+            template = next(iter(groups.values()))
+            names = _read_strings(template["names"])
+            matrices = {i: group["values"][()] for i, group in groups.items()}
             values = np.full((len(order), len(names)), np.nan, np.float32)
             for j, clip_id in enumerate(order):
                 i, row = owner[clip_id]
-                if family in stores[i].families():
-                    values[j] = stores[i]._h5["functionals"][family]["values"][row]
-            functionals[family] = (having[0].modality_of(family), values, names)
+                if i in matrices:
+                    values[j] = matrices[i][row]
+            functionals[family] = (str(template.attrs["modality"]), values, names)
         with atomic_path(target) as tmp, h5py.File(tmp, "w") as h5:
             _write_header(h5, first.dataset, first.config, first.config_hash, first.versions,
                           clips.astype(str), failures)
-            for family, (modality, values, names) in functionals.items():
-                group = h5.create_group(f"functionals/{family}")
-                group.attrs["modality"] = modality
-                group.create_dataset("values", data=values)
-                group.create_dataset("names", data=_strings(names), dtype=_STR)
+            _write_functionals(h5, functionals)
             # 4. Sequences: copy each clip's dataset from its owner.
             for family in dict.fromkeys(f for s in stores for f in s.sequence_families()):
                 source = next(s for s in stores if family in s.sequence_families())._h5["sequences"][family]
