@@ -34,8 +34,8 @@ from .functionals import functionals
 from .store import FAILURE_COLUMNS, FeatureStore, StoreError, merge_stores, store_path, write_store
 from .video import VideoConfig, video_features
 
-FACE_DEFAULTS = {"detect_every": 5, "detect_width": 160, "crop_size": 64}
-PACKAGES = ["numpy", "scipy", "librosa", "opensmile", "opencv-python-headless", "scikit-image", "h5py"]
+FACE_DEFAULTS = {"detect_every": 5, "detect_width": 160, "track_face_px": 32, "crop_size": 64}
+PACKAGES = ["numpy", "scipy", "librosa", "opensmile", "av", "opencv-python-headless", "scikit-image", "h5py"]
 
 
 def default_config() -> dict:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from extract.decode import iter_frames, load_audio, video_info
+from extract.decode import iter_grey_frames, load_audio, video_info
 from extract.errors import DecodeError
 
 
@@ -51,9 +51,26 @@ def test_video_frames_and_info(tmp_path):
     writer.release()
     info = video_info(path)
     assert (info.width, info.height, info.n_frames) == (64, 48, 10) and info.fps == pytest.approx(15.0)
-    frames = list(iter_frames(path))
-    assert len(frames) == 10 and frames[0].shape == (48, 64, 3)
+    frames = list(iter_grey_frames(path))
+    assert len(frames) == 10 and frames[0].shape == (48, 64) and frames[0].dtype == np.uint8
     assert np.mean(frames[9]) > np.mean(frames[0]) + 100
+
+
+def test_video_cut_short_names_the_frame(tmp_path):
+    # moov atom first (as web-ready mp4s are), then half the frames: the decoder runs out
+    # part-way, and the error says where instead of handing out a shorter clip.
+    whole, cut = tmp_path / "whole.mp4", tmp_path / "cut.mp4"
+    writer = cv2.VideoWriter(str(tmp_path / "raw.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 15.0, (64, 48))
+    for i in range(30):
+        writer.write(np.random.default_rng(i).integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    writer.release()
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(tmp_path / "raw.mp4"), "-c", "copy",
+                    "-movflags", "+faststart", str(whole)], check=True)
+    assert len(list(iter_grey_frames(whole))) == 30
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3])
+    assert video_info(cut).n_frames == 30  # the header still promises every frame
+    with pytest.raises(DecodeError, match=r"cut.mp4: video stream damaged after frame \d+"):
+        list(iter_grey_frames(cut))
 
 
 @pytest.mark.parametrize("content", [b"", b"this is not audio at all"])
@@ -88,3 +105,11 @@ def test_real_video(real_video):
     info = video_info(path)
     assert (info.width, info.height) == (1280, 720) and info.fps == pytest.approx(29.97, abs=0.01)
     assert 2.5 < info.duration < 4.5
+    # The luma plane is OpenCV's grey conversion of the decoded colour frame, up to the
+    # video range: grey = (Y - 16) * 255 / 219.
+    capture = cv2.VideoCapture(str(path))
+    colour = [capture.read()[1] for _ in range(3)]
+    for luma, bgr in zip(iter_grey_frames(path), colour):
+        assert luma.shape == (720, 1280)
+        expected = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(float)
+        assert np.median(np.abs((luma.astype(float) - 16) * 255 / 219 - expected)) <= 2

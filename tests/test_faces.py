@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from extract.errors import DecodeError
-from extract.faces import FaceTrack, crop_face, detect_faces, interpolate_boxes, track_faces, track_video
+from extract.faces import (
+    FaceTrack, crop_face, detect_faces, detect_near, interpolate_boxes, track_faces, track_video,
+)
 from extract.labels import VALENCE_AROUSAL
 from extract.synthetic.face import RAVDESS_VIDEO, SMALL_VIDEO, FaceIdentity, render_face_clip, sample_face
 
@@ -117,6 +119,31 @@ def test_detector_finds_the_astronaut():
     np.testing.assert_array_equal(detect_faces(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)), boxes)
 
 
+def test_detect_near_finds_the_face_again_in_a_small_window():
+    skimage_data = pytest.importorskip("skimage.data")
+    grey = cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2GRAY)
+    grey = cv2.resize(grey, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)  # face ~200 px, as in 720p video
+    face = detect_faces(grey)[0]
+    windows = []
+
+    def recording(image, **kwargs):
+        windows.append(image.shape)
+        return detect_faces(image, **kwargs)
+
+    moved = face + [16, -14, 0, 0]  # the last box, off by 8 % of the face
+    box = detect_near(grey, moved, face_px=32, detector=recording)
+    assert _overlap(box, face) > 0.75
+    assert max(windows[0]) <= 2 * 32 + 8  # the face searched at ~32 px, not at 300
+    assert detect_near(grey, (800, 800, 200, 200)) is None  # no face in the bottom-right corner
+    # With the box known, whole-frame searches happen only until the face is found.
+    frames = [grey] * 12
+    windows.clear()
+    track = track_faces(frames, 25.0, detect_every=1, detector=recording)
+    assert track.detected.all()
+    assert windows.count((160 * grey.shape[0] // grey.shape[1], 160)) == 1
+    assert all(max(shape) <= 2 * 32 + 8 for shape in windows[1:])
+
+
 def test_detector_finds_nothing_in_noise_and_rejects_floats():
     noise = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
     assert detect_faces(noise).shape == (0, 4)
@@ -161,7 +188,8 @@ def _linear_box(t):
 
 
 def _fake_detector(scale, missing=()):
-    def detector(grey):
+    """Finds ``_linear_box`` of the frame's index in a whole frame down-scaled by ``scale``."""
+    def detector(grey, **_):
         t = int(grey[0, 0])
         return np.empty((0, 4)) if t in missing else (_linear_box(t) * scale)[None]
     return detector
@@ -171,7 +199,7 @@ def test_interpolation_between_detections_is_exact():
     # Detection every 4th frame on a 4x down-scaled copy; boxes move linearly, so linear
     # interpolation plus the symmetric moving average must give back every frame's box.
     track = track_faces(_index_frames(23), 25.0, detect_every=4, detect_width=100, smooth=5,
-                        detector=_fake_detector(0.25))
+                        track_face_px=None, detector=_fake_detector(0.25))
     expected = np.array([_linear_box(t) for t in range(23)])
     np.testing.assert_allclose(track.boxes, expected, rtol=1e-5)
     assert np.flatnonzero(track.detected).tolist() == [0, 4, 8, 12, 16, 20, 22]  # 22: the last frame
@@ -180,7 +208,7 @@ def test_interpolation_between_detections_is_exact():
 
 def test_lost_face_is_searched_every_frame_and_gap_interpolated():
     track = track_faces(_index_frames(30), 25.0, detect_every=5, detect_width=400, smooth=3,
-                        detector=_fake_detector(1.0, missing=set(range(5, 13))))
+                        track_face_px=None, detector=_fake_detector(1.0, missing=set(range(5, 13))))
     assert np.flatnonzero(track.detected).tolist() == [0, 13, 15, 20, 25, 29]
     np.testing.assert_allclose(track.boxes, [_linear_box(t) for t in range(30)], rtol=1e-5)
 
@@ -188,7 +216,7 @@ def test_lost_face_is_searched_every_frame_and_gap_interpolated():
 def test_long_wait_holds_the_last_box():
     # With max_wait = 0.2 s at 25 fps a frame waits at most 5 frames for a detection.
     track = track_faces(_index_frames(30), 25.0, detect_every=5, detect_width=400, smooth=1, max_wait=0.2,
-                        detector=_fake_detector(1.0, missing=set(range(1, 30))))
+                        track_face_px=None, detector=_fake_detector(1.0, missing=set(range(1, 30))))
     np.testing.assert_allclose(track.boxes, np.tile(_linear_box(0), (30, 1)), rtol=1e-6)
 
 
