@@ -32,7 +32,7 @@ N_CELLS = 8  # 2 x 2 x 2 cells along (t, y, x), numbered 4 t + 2 y + x
 DESCRIPTOR_NAMES = [
     f"desc_c{cell}_o{o}" for cell in range(N_CELLS) for o in range(N_ORIENTATIONS)
 ] + [f"desc_c{cell}_lt_{sign}" for sign in ("pos", "neg") for cell in range(N_CELLS)]
-_IDENTITY = np.ones(1, np.float32)  # the kernel of an axis that a separable filter leaves alone
+_MAX_CHANNELS = 512  # OpenCV images have at most this many channels (CV_CN_MAX)
 
 
 def check_face_clip(crops, valid, fps) -> tuple[np.ndarray, np.ndarray, float]:
@@ -125,18 +125,44 @@ def gaussian_scale_space(volume, sigma2, tau2) -> np.ndarray:
     .. [1] I. Laptev and T. Lindeberg, "On space-time interest points", International
            Journal of Computer Vision 64(2/3), 107-123, 2005, eq. (1)-(2).
     """
-    # Separable: one temporal pass over the (t, y*x) image, one 2-D spatial pass per frame
-    # (OpenCV's sepFilter2D is several times faster than scipy.ndimage here).
     volume = np.asarray(volume, np.float32)
-    n_frames, height, width = volume.shape
-    spatial = gaussian_kernel(np.sqrt(sigma2))
-    smoothed = cv2.sepFilter2D(
-        volume.reshape(n_frames, height * width), -1, _IDENTITY, gaussian_kernel(np.sqrt(tau2)),
-        borderType=cv2.BORDER_REFLECT,
-    ).reshape(volume.shape)
-    for frame in smoothed:  # in place: each 2-D pass writes into its own frame
-        cv2.sepFilter2D(frame, -1, spatial, spatial, dst=frame, borderType=cv2.BORDER_REFLECT)
+    smoothed = np.empty_like(volume)
+    _smooth(volume, sigma2, tau2, smoothed)
     return smoothed
+
+
+def _smooth(volume, sigma2, tau2, out, frames=np.s_[:]) -> None:
+    """``gaussian_scale_space`` of a float32 volume, written into ``out`` (may be ``volume``).
+
+    Only the frames ``out[frames]`` (a slice) are complete; the others are smoothed along t only.
+    """
+    # Separable: one OpenCV filter2D per axis (faster here than scipy.ndimage, and than
+    # sepFilter2D), none of which mixes frames.  t: the columns of the (t, y x) image;
+    # y: the columns of the (t, y) image whose x columns are channels; x: the rows of the
+    # (t y, x) image.
+    n_frames, _, width = volume.shape
+    cv2.filter2D(
+        volume.reshape(n_frames, -1), -1, gaussian_kernel(np.sqrt(tau2))[:, np.newaxis],
+        dst=out.reshape(n_frames, -1), borderType=cv2.BORDER_REFLECT,
+    )
+    spatial, out = gaussian_kernel(np.sqrt(sigma2))[np.newaxis], out[frames]
+    _filter_t_y(lambda image, dst: cv2.filter2D(image, -1, spatial, dst=dst, borderType=cv2.BORDER_REFLECT), out, out)
+    rows = out.reshape(-1, width)
+    cv2.filter2D(rows, -1, spatial, dst=rows, borderType=cv2.BORDER_REFLECT)
+
+
+def _filter_t_y(filter_image, volume, out) -> None:
+    """Apply ``filter_image(src, dst)``, an OpenCV 2-D filter, to a (t, y, x) volume seen as
+    a (t, y) image whose x columns are independent channels (so columns never mix).
+
+    OpenCV takes at most 512 channels, so wider volumes go in slices (through copies).
+    """
+    if volume.shape[2] <= _MAX_CHANNELS:
+        filter_image(volume, out)
+        return
+    for start in range(0, volume.shape[2], _MAX_CHANNELS):
+        columns = np.s_[:, :, start:start + _MAX_CHANNELS]
+        out[columns] = filter_image(volume[columns], None)
 
 
 def gaussian_kernel(std, truncate=3.0) -> np.ndarray:
@@ -152,11 +178,31 @@ def gaussian_kernel(std, truncate=3.0) -> np.ndarray:
     return (kernel / kernel.sum()).astype(np.float32)
 
 
-def _scale_space_gradient(volume, sigma2, tau2) -> list[np.ndarray]:
-    """First derivatives ``[Lt, Ly, Lx]`` of the scale-space (central differences)."""
+def _scale_space_gradient(volume, sigma2, tau2) -> np.ndarray:
+    """First derivatives ``[Lt, Ly, Lx]`` of the scale-space, shape (3, t, y, x).
+
+    Central differences, one-sided at the ends (as ``np.gradient``).
+    """
     if np.ndim(volume) != 3 or min(np.shape(volume)) < 2:
         raise FeatureError(f"a space-time gradient needs a (t, y, x) volume of 2x2x2 or more, got {np.shape(volume)}")
-    return np.gradient(gaussian_scale_space(volume, sigma2, tau2))
+    smoothed = gaussian_scale_space(volume, sigma2, tau2)
+    n_frames, _, width = smoothed.shape
+    gradient = np.empty((3,) + smoothed.shape, np.float32)
+    # (f[i + 1] - f[i - 1]) / 2 along each axis, in the layouts of ``_smooth``; replicated
+    # borders give (f[1] - f[0]) / 2 at the ends, doubled below into one-sided differences.
+    difference, border = np.array([[-0.5, 0.0, 0.5]], np.float32), cv2.BORDER_REPLICATE
+    cv2.filter2D(
+        smoothed.reshape(n_frames, -1), -1, difference.T, dst=gradient[0].reshape(n_frames, -1), borderType=border
+    )
+    _filter_t_y(
+        lambda image, dst: cv2.filter2D(image, -1, difference, dst=dst, borderType=border), smoothed, gradient[1]
+    )
+    cv2.filter2D(smoothed.reshape(-1, width), -1, difference, dst=gradient[2].reshape(-1, width), borderType=border)
+    for axis, derivative in enumerate(gradient):
+        along_axis = np.moveaxis(derivative, axis, 0)
+        along_axis[0] *= 2
+        along_axis[-1] *= 2
+    return gradient
 
 
 def harris3d_response(volume, *, sigma2, tau2, s=2.0, k=0.005) -> np.ndarray:
@@ -193,28 +239,57 @@ def harris3d_response(volume, *, sigma2, tau2, s=2.0, k=0.005) -> np.ndarray:
     return _harris_from_gradient(gradient, sigma2, tau2, s, k)
 
 
-def _harris_from_gradient(gradient, sigma2, tau2, s, k) -> np.ndarray:
-    # 1. Scale-normalised first derivatives of L = g(.; sigma2, tau2) * f.
+def _harris_from_gradient(gradient, sigma2, tau2, s, k, box=np.s_[:, :]) -> np.ndarray:
+    """``harris3d_response`` from the scale-space gradient, on the voxels ``[box]`` only.
+
+    ``box`` is a pair of slices (frames, rows); work that only other voxels need is skipped.
+    """
+    # 1. Scale-normalised first derivatives of L = g(.; sigma2, tau2) * f: sqrt(sigma2) Lx,
+    #    sqrt(sigma2) Ly, sqrt(tau2) Lt (the factors are applied to their products below).
     lt, ly, lx = gradient
-    lx, ly, lt = lx * float(np.sqrt(sigma2)), ly * float(np.sqrt(sigma2)), lt * float(np.sqrt(tau2))
-
-    # 2. Second-moment matrix mu = g(.; s sigma2, s tau2) * (grad L)(grad L)^T.
-    def smooth(product):
-        return gaussian_scale_space(product, s * sigma2, s * tau2)
-
-    xx, yy, tt = smooth(lx * lx), smooth(ly * ly), smooth(lt * lt)
-    xy, xt, yt = smooth(lx * ly), smooth(lx * lt), smooth(ly * lt)
-    # 3. H = det(mu) - k trace^3(mu), the determinant expanded along the first row.
-    det = xx * (yy * tt - yt * yt) - xy * (xy * tt - yt * xt) + xt * (xy * yt - yy * xt)
-    return det - k * (xx + yy + tt) ** 3
+    # 2. Second-moment matrix mu = g(.; s sigma2, s tau2) * (grad L)(grad L)^T: its six
+    #    distinct entries, each smoothed in place.
+    xt_norm = np.sqrt(sigma2 * tau2)
+    products = [
+        (lx, lx, sigma2), (ly, ly, sigma2), (lt, lt, tau2), (lx, ly, sigma2), (lx, lt, xt_norm), (ly, lt, xt_norm),
+    ]
+    mu = np.empty((6,) + lx.shape, np.float32)
+    for entry, (a, b, norm) in zip(mu, products):
+        _smooth(cv2.multiply(a, b, dst=entry, scale=norm), s * sigma2, s * tau2, out=entry, frames=box[0])
+    xx, yy, tt, xy, xt, yt = (entry[box] for entry in mu)
+    # 3. H = det(mu) - k trace^3(mu), the determinant expanded along the first row.  In
+    #    place, overwriting entries of mu after their last use.
+    scratch = np.empty_like(xx)
+    response = np.multiply(yy, tt)
+    response -= np.multiply(yt, yt, out=scratch)
+    response *= xx  # xx (yy tt - yt^2)
+    trace = np.add(xx, yy, out=xx)
+    trace += tt
+    tt *= xy
+    tt -= np.multiply(yt, xt, out=scratch)
+    tt *= xy
+    response -= tt  # - xy (xy tt - yt xt)
+    yt *= xy
+    yt -= np.multiply(yy, xt, out=scratch)
+    yt *= xt
+    response += yt  # + xt (xy yt - yy xt)
+    cube = np.multiply(trace, trace, out=scratch)
+    cube *= trace
+    cube *= k
+    response -= cube  # - k trace^3
+    return response
 
 
 def _maximum_filter_3x3x3(volume) -> np.ndarray:
     """``scipy.ndimage.maximum_filter(volume, size=3)``, with OpenCV's faster 3x3 dilation."""
     square = np.ones((3, 3), np.uint8)
-    spatial = np.stack([cv2.dilate(frame, square, borderType=cv2.BORDER_REPLICATE) for frame in volume])
-    padded = np.concatenate([spatial[:1], spatial, spatial[-1:]])
-    return np.maximum(np.maximum(padded[:-2], padded[1:-1]), padded[2:])
+    maxima = np.empty_like(volume)
+    _filter_t_y(
+        lambda image, dst: cv2.dilate(image, square, dst=dst, borderType=cv2.BORDER_REPLICATE), volume, maxima
+    )
+    rows = maxima.reshape(-1, volume.shape[2])
+    cv2.dilate(rows, square[:1], dst=rows, borderType=cv2.BORDER_REPLICATE)
+    return maxima
 
 
 def cuboid_half_size(sigma2, tau2, s=2.0) -> tuple[int, int]:
@@ -285,16 +360,21 @@ def detect_interest_points(
         if n_frames <= 2 * half_t or min(height, width) <= 2 * half_xy:
             continue  # no cuboid fits in the volume (e.g. a one-frame clip): no point at this scale
         gradient = _scale_space_gradient(volume, sigma2, tau2)
-        response = _harris_from_gradient(gradient, sigma2, tau2, s, k)
-        # 1. Local maxima over the 3x3x3 space-time neighbourhood, above the threshold.
+        # 1. H only on the frames and rows where a cuboid fits, plus one on each side for the
+        #    3x3x3 maxima (whole rows: cropping x too would slow numpy down more than it
+        #    saves): response[i, j, l] is H at (t0 + i, y0 + j, l).
+        t0, y0 = half_t - 1, half_xy - 1
+        box = np.s_[t0:n_frames - t0, y0:height - y0]
+        response = _harris_from_gradient(gradient, sigma2, tau2, s, k, box)
+        # 2. Local maxima over the 3x3x3 space-time neighbourhood, above the threshold.
         peaks = (response == _maximum_filter_3x3x3(response)) & (response > threshold)
-        # 2. Keep points whose cuboid is inside the crop and over valid frames only.
-        inside_t = ndi.binary_erosion(valid, np.ones(2 * half_t + 1, bool), border_value=0)
-        peaks[~inside_t] = False
-        peaks[:, :half_xy] = peaks[:, height - half_xy:] = False
-        peaks[:, :, :half_xy] = peaks[:, :, width - half_xy:] = False
-        t, y, x = np.nonzero(peaks)
-        found = np.column_stack([x, y, t, np.full(len(t), sigma2), np.full(len(t), tau2), response[t, y, x]])
+        # 3. Keep points whose cuboid is inside the crop and over valid frames only.
+        peaks[~ndi.binary_erosion(valid, np.ones(2 * half_t + 1, bool), border_value=0)[box[0]]] = False
+        peaks[:, [0, -1]] = peaks[:, :, :half_xy] = peaks[:, :, width - half_xy:] = False
+        t, y, x = np.unravel_index(np.flatnonzero(peaks), peaks.shape)  # faster than np.nonzero
+        found = np.column_stack(
+            [x, y + y0, t + t0, np.full(len(t), sigma2), np.full(len(t), tau2), response[t, y, x]]
+        )
         points.append(found)
         if return_descriptors:
             descriptors.append(_describe(gradient, found, half_xy, half_t))

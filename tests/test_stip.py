@@ -109,10 +109,34 @@ def test_scale_space_matches_3d_convolution_even_with_kernels_longer_than_the_vo
     np.testing.assert_allclose(gaussian_scale_space(constant, 4.0, 2.0), constant, atol=1e-6)
 
 
-def test_local_maximum_filter_matches_scipy():
+# (t, y, x) with t != y != x; 600 > 512 columns (OpenCV's channel limit) takes the sliced path.
+@pytest.mark.parametrize("shape", [(11, 9, 13), (4, 3, 600), (6, 5, 1)])
+@pytest.mark.parametrize("sigma2, tau2", [(4.0, 2.0), (16.0, 8.0)])
+def test_scale_space_matches_scipy_gaussian_filter(shape, sigma2, tau2):
+    volume = np.random.default_rng(4).standard_normal(shape).astype(np.float32)
+    expected = ndi.gaussian_filter(
+        volume.astype(float), (np.sqrt(tau2), np.sqrt(sigma2), np.sqrt(sigma2)), mode="reflect", truncate=3.0
+    )
+    smoothed = gaussian_scale_space(volume, sigma2, tau2)
+    assert smoothed.shape == volume.shape and smoothed.dtype == np.float32
+    np.testing.assert_allclose(smoothed, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(11, 9, 13), (2, 3, 600)])
+def test_scale_space_gradient_matches_numpy(shape):
+    from features.stip import _scale_space_gradient
+
+    volume = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
+    np.testing.assert_array_equal(
+        _scale_space_gradient(volume, 4.0, 2.0), np.gradient(gaussian_scale_space(volume, 4.0, 2.0))
+    )
+
+
+@pytest.mark.parametrize("shape", [(6, 7, 8), (3, 4, 600)])
+def test_local_maximum_filter_matches_scipy(shape):
     from features.stip import _maximum_filter_3x3x3
 
-    volume = np.random.default_rng(2).standard_normal((6, 7, 8)).astype(np.float32)
+    volume = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
     np.testing.assert_array_equal(_maximum_filter_3x3x3(volume), ndi.maximum_filter(volume, size=3))
 
 
