@@ -133,6 +133,8 @@ def _open_video(path) -> Iterator[av.video.stream.VideoStream]:
         if not container.streams.video:
             raise DecodeError(f"{path}: cannot open video (the file has no video track)")
         stream = container.streams.video[0]
+        if stream.codec_context is None:
+            raise DecodeError(f"{path}: cannot open video (no decoder for its video codec; damaged file?)")
         stream.thread_type, stream.codec_context.thread_count = "SLICE", 1
         yield stream
     finally:
@@ -145,7 +147,7 @@ def video_info(path) -> VideoInfo:
         rate = stream.average_rate or stream.guessed_rate
         fps = float(rate) if rate and np.isfinite(float(rate)) and rate > 0 else 0.0
         n_frames = stream.frames
-        if n_frames <= 0 and stream.duration and fps > 0:  # container without a frame count
+        if n_frames <= 0 and stream.duration and stream.time_base and fps > 0:  # no frame count: estimate
             n_frames = int(round(float(stream.duration * stream.time_base) * fps))
         info = VideoInfo(fps=fps, n_frames=max(int(n_frames), 0),
                          width=stream.codec_context.width, height=stream.codec_context.height)

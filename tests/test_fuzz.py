@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from extract import corpora
-from extract.decode import NATIVE_SR_RANGE, SOUNDFILE_SUFFIXES, load_audio, video_info
+from extract.decode import NATIVE_SR_RANGE, SOUNDFILE_SUFFIXES, iter_grey_frames, load_audio, video_info
 from extract.errors import EmofuseError
 from extract.faces import detect_faces, track_faces
 from features import audio
@@ -378,3 +378,6 @@ def test_video_info_on_damaged_bytes(scratch, small_mp4, data):
     info = own_error_or(lambda: video_info(path))
     if info is not None:
         assert info.fps > 0 and info.width > 0 and info.height > 0 and info.n_frames >= 0
+    frames = own_error_or(lambda: [(frame.ndim, frame.dtype.name) for frame in iter_grey_frames(path)])
+    if frames is not None:
+        assert frames and set(frames) == {(2, "uint8")}
