@@ -130,7 +130,7 @@ def hog_stream(crops, valid, fps, *, pixels_per_cell=8, cells_per_block=2, orien
     settings = dict(pixels_per_cell=pixels_per_cell, cells_per_block=cells_per_block, orientations=orientations)
     names = hog_names(crops.shape[1], **settings)
     values = np.full((len(crops), len(names)), np.nan, np.float32)
-    values[valid] = hog_descriptors(crops[valid] / 255, **settings)
+    values[valid] = hog_descriptors(crops[valid].astype(np.float32) / 255, **settings)
     return Stream(values, names, frame_rate=fps, meta={**settings, "block_norm": "L2-Hys"})
 
 
