@@ -304,8 +304,9 @@ def track_faces(
         Longest time (s) a frame waits for a later detection; after that its box is held
         from the earlier detections (or it stays unknown).  Bounds the frames in memory.
     detector : callable
-        ``detector(grey, min_side=None, max_side=None) -> (n, 4)`` boxes, largest first;
-        default :func:`detect_faces`.
+        ``detector(grey, **options) -> (n, 4)`` boxes, largest first, where the options
+        are those :func:`detect_near` passes (none for a whole-frame search); default
+        :func:`detect_faces`.
 
     Returns
     -------
