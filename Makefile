@@ -16,6 +16,7 @@ METHOD     ?= concat
 CLASSIFIER ?= svm
 PROTOCOL   ?= speaker
 SCHEDULER  ?=
+FAMILIES   ?=
 
 export PYTHONHASHSEED := 0
 
@@ -45,7 +46,7 @@ clips: $(STAMP) $(CORPUS_READY)
 	$(PY) -m extract clips --dataset $(DATASET) --data-dir $(DATA_DIR)
 
 EXTRACT = $(PY) -m features extract --dataset $(DATASET) --data-dir $(DATA_DIR) --jobs $(JOBS) \
-          $(if $(SCHEDULER),--scheduler $(SCHEDULER))
+          $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(FAMILIES),--families $(FAMILIES))
 
 # Exits non-zero (3) when some clip failed; the failures are printed and kept in the store.
 features: $(STAMP) $(CORPUS_READY)

@@ -1,6 +1,7 @@
 """Command line of the features stage.
 
-    python -m features extract --dataset ravdess --data-dir DIR --jobs 2 [--scheduler tcp://host:8786]
+    python -m features extract --dataset ravdess --data-dir DIR --jobs 2 [--families mfcc,pitch,egemaps,hog]
+                               [--scheduler tcp://host:8786]
     python -m features check cache/ravdess/features.h5 [--dataset ravdess --data-dir DIR]
 
 ``extract`` exits with 0 when every clip was stored whole, 3 when some clip or modality
@@ -15,7 +16,7 @@ from pathlib import Path
 from extract.corpora import DATASETS, read_corpus
 from extract.errors import EmofuseError
 
-from .runner import NAN_ALLOWED, run_features
+from .runner import NAN_ALLOWED, default_config, run_features
 from .store import FeatureStore, check_store, store_path
 
 
@@ -28,6 +29,8 @@ def main(argv=None) -> int:
     run.add_argument("--data-dir", type=Path, required=True)
     run.add_argument("--jobs", type=int, default=2)
     run.add_argument("--cache-dir", type=Path, default=Path("cache"))
+    run.add_argument("--families", default=None, metavar="NAME,NAME",
+                     help="feature families to compute, audio and video mixed (default: each modality's defaults)")
     run.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://host:8786")
     run.add_argument("--no-progress", action="store_true")
     check = commands.add_parser("check", help="verify a feature store")
@@ -45,7 +48,9 @@ def main(argv=None) -> int:
 
 
 def _extract(args) -> int:
+    families = [f.strip() for f in args.families.split(",") if f.strip()] if args.families else None
     summary = run_features(args.dataset, args.data_dir, jobs=args.jobs, cache_dir=args.cache_dir,
+                           config=default_config(families),
                            scheduler=args.scheduler, progress=not args.no_progress)
     print(summary)
     with FeatureStore.open(summary.store) as store:

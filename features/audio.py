@@ -30,6 +30,15 @@ FLOOR_DB = -100.0
 PITCH_BLOCK = 1024
 """Frames :func:`pitch` analyses at once, which bounds its memory (a few MB)."""
 
+STREAM_FAMILIES = ("mfcc", "zcr", "pitch", "energy", "chroma", "mel")
+"""Frame-level audio families :func:`audio_streams` can compute (each also gets functionals)."""
+
+CLIP_FAMILIES = ("egemaps",)
+"""Clip-level audio families (no frame-level stream), computed by :func:`clip_features`."""
+
+DEFAULT_FAMILIES = STREAM_FAMILIES + ("egemaps",)
+"""Audio families computed unless ``AudioConfig.families`` says otherwise."""
+
 CHROMA_NAMES = ["C", "Cs", "D", "Ds", "E", "F", "Fs", "G", "Gs", "A", "As", "B"]
 """Pitch classes of the chroma rows, from C; ``s`` marks a sharp (``Cs`` is C sharp)."""
 
@@ -63,8 +72,9 @@ class AudioConfig:
     chroma_frame_length : int
         Window of the chromagram (samples; 96 ms, the duration of librosa's default
         2048 samples at 22.05 kHz that MM-EMOR used).
-    egemaps : bool
-        Whether the clip's eGeMAPS functionals are computed as well.
+    families : tuple of str
+        The families to compute, from ``STREAM_FAMILIES`` and ``CLIP_FAMILIES``
+        (default ``DEFAULT_FAMILIES``; opt-in families are named here to be computed).
     """
 
     sr: int = 16000
@@ -78,9 +88,16 @@ class AudioConfig:
     pitch_frame_length: int = 1024
     voicing_threshold: float = 0.35
     chroma_frame_length: int = 1536
-    egemaps: bool = True
+    families: tuple = DEFAULT_FAMILIES
 
     def __post_init__(self):
+        object.__setattr__(self, "families", tuple(self.families))
+        unknown = sorted(set(self.families) - set(STREAM_FAMILIES + CLIP_FAMILIES))
+        if unknown or not self.families:
+            raise FeatureError(
+                f"AudioConfig.families: unknown or no family {unknown or ''}; known: "
+                f"{', '.join(STREAM_FAMILIES + CLIP_FAMILIES)}"
+            )
         _check_rate(self.sr)
         for length in (self.frame_length, self.pitch_frame_length, self.chroma_frame_length):
             _check_framing(length, self.hop_length)
@@ -93,8 +110,8 @@ class AudioConfig:
         _check_pitch_range(self.sr, self.fmin, self.fmax, self.pitch_frame_length)
 
     def to_dict(self) -> dict:
-        """The parameters as a JSON-serialisable dict."""
-        return dataclasses.asdict(self)
+        """The parameters as a JSON-serialisable dict (families as a list)."""
+        return dataclasses.asdict(self) | {"families": list(self.families)}
 
 
 def mfcc(y, sr, *, n_mfcc=40, n_mels=64, frame_length=400, hop_length=160, delta_width=9):
@@ -327,7 +344,8 @@ def energy(y, sr, *, frame_length=400, hop_length=160):
     y = _check_signal(y, sr)
     _check_framing(frame_length, hop_length)
     mean_square = np.mean(np.square(_centred_frames(y, frame_length, hop_length)), axis=0)
-    log_energy = 10 * np.log10(np.maximum(mean_square, 10 ** (FLOOR_DB / 10)))
+    # Floored after the logarithm: 1e-10 in float32 is a little under 1e-10 (-100.00001 dB).
+    log_energy = np.maximum(10 * np.log10(np.maximum(mean_square, 10 ** (FLOOR_DB / 10))), FLOOR_DB)
     return np.stack([np.sqrt(mean_square), log_energy])
 
 
@@ -383,7 +401,8 @@ def log_mel(y, sr, *, n_mels=64, frame_length=400, hop_length=160):
     """
     power = _power_spectrogram(y, sr, frame_length, hop_length)
     bands = _mel_filters(float(sr), frame_length, n_mels) @ power
-    return librosa.power_to_db(bands, amin=10 ** (FLOOR_DB / 10), top_db=None)
+    # Floored after the logarithm, as in :func:`energy` (float32 rounding of the floor).
+    return np.maximum(librosa.power_to_db(bands, amin=10 ** (FLOOR_DB / 10), top_db=None), FLOOR_DB)
 
 
 def egemaps(y, sr):
@@ -415,10 +434,10 @@ def egemaps(y, sr):
 
 
 def audio_streams(y, sr, config: AudioConfig) -> dict:
-    """Every frame-level audio family of a clip, as streams on one clock.
+    """The frame-level audio families of ``config.families``, as streams on one clock.
 
     The log-mel spectrogram is computed once and shared by the ``mel`` and ``mfcc``
-    families.  eGeMAPS is a clip-level set, not a stream: see :func:`egemaps`.
+    families.  Clip-level sets (eGeMAPS) are not streams: see :func:`clip_features`.
 
     Parameters
     ----------
@@ -427,56 +446,50 @@ def audio_streams(y, sr, config: AudioConfig) -> dict:
     sr : number
         Its sampling rate (Hz); must equal ``config.sr``.
     config : AudioConfig
-        The parameters of every family.
+        The parameters of every family, and which families to compute.
 
     Returns
     -------
     dict of str to Stream
-        ``mfcc`` (``mfcc_k``, ``mfcc_k_delta``, ``mfcc_k_delta2``), ``zcr``, ``pitch``
+        Those of ``mfcc`` (``mfcc_k``, ``mfcc_k_delta``, ``mfcc_k_delta2``), ``zcr``, ``pitch``
         (``f0`` in Hz, NaN when unvoiced; ``voiced`` 0/1), ``energy`` (``rms``,
         ``log_energy`` in dB), ``chroma`` (``chroma_C`` .. ``chroma_B``) and ``mel``
-        (``mel_0`` ..  in dB); each with ``t = 1 + n // hop_length`` rows and
-        ``frame_rate = sr / hop_length``.
+        (``mel_0`` ..  in dB) that ``config.families`` names; each with
+        ``t = 1 + n // hop_length`` rows and ``frame_rate = sr / hop_length``.
     """
     if sr != config.sr:
         raise FeatureError(f"signal sampled at {sr} Hz, config expects {config.sr} Hz")
     y = _check_signal(y, sr)
     c = config
-    mel = log_mel(y, sr, n_mels=c.n_mels, frame_length=c.frame_length, hop_length=c.hop_length)
-    f0, voiced = pitch(
-        y,
-        sr,
-        fmin=c.fmin,
-        fmax=c.fmax,
-        frame_length=c.pitch_frame_length,
-        hop_length=c.hop_length,
-        voicing_threshold=c.voicing_threshold,
-    )
-    cepstra = [f"mfcc_{k}" for k in range(c.n_mfcc)]
     short_window = {"frame_length": c.frame_length, "hop_length": c.hop_length}
-    # family: (values (d, t), column names, unit, analysis window in samples)
+    cepstra = [f"mfcc_{k}" for k in range(c.n_mfcc)]
+
+    @functools.cache
+    def mel():
+        return log_mel(y, sr, n_mels=c.n_mels, **short_window)
+
+    def f0_and_voicing():
+        return np.stack(pitch(y, sr, fmin=c.fmin, fmax=c.fmax, frame_length=c.pitch_frame_length,
+                              hop_length=c.hop_length, voicing_threshold=c.voicing_threshold))
+
+    # family: (values (d, t) when called, column names, unit, analysis window in samples)
     families = {
         "mfcc": (
-            _cepstra(mel, c.n_mfcc, c.delta_width),
+            lambda: _cepstra(mel(), c.n_mfcc, c.delta_width),
             cepstra + [f"{name}_{order}" for order in ("delta", "delta2") for name in cepstra],
             "",
             c.frame_length,
         ),
-        "zcr": (zero_crossing_rate(y, sr, **short_window), ["zcr"], "", c.frame_length),
-        "pitch": (
-            np.stack([f0, voiced]),
-            ["f0", "voiced"],
-            "f0: Hz; voiced: 0/1",
-            c.pitch_frame_length,
-        ),
+        "zcr": (lambda: zero_crossing_rate(y, sr, **short_window), ["zcr"], "", c.frame_length),
+        "pitch": (f0_and_voicing, ["f0", "voiced"], "f0: Hz; voiced: 0/1", c.pitch_frame_length),
         "energy": (
-            energy(y, sr, **short_window),
+            lambda: energy(y, sr, **short_window),
             ["rms", "log_energy"],
             "rms: full scale; log_energy: dB",
             c.frame_length,
         ),
         "chroma": (
-            chroma(y, sr, frame_length=c.chroma_frame_length, hop_length=c.hop_length),
+            lambda: chroma(y, sr, frame_length=c.chroma_frame_length, hop_length=c.hop_length),
             [f"chroma_{name}" for name in CHROMA_NAMES],
             "",
             c.chroma_frame_length,
@@ -485,28 +498,40 @@ def audio_streams(y, sr, config: AudioConfig) -> dict:
     }
     return {
         family: Stream(
-            values.T,
+            compute().T,
             names,
             frame_rate=c.sr / c.hop_length,
             unit=unit,
             meta={"family": family, "sr": c.sr, "frame_length": window, "hop_length": c.hop_length},
         )
-        for family, (values, names, unit, window) in families.items()
+        for family, (compute, names, unit, window) in families.items()
+        if family in c.families
     }
+
+
+def clip_features(y, sr, config: AudioConfig) -> dict:
+    """The clip-level audio families of ``config.families`` (those in ``CLIP_FAMILIES``).
+
+    Returns
+    -------
+    dict of str to (np.ndarray [shape=(d,), dtype=float32], list of str)
+        family -> (values, names), e.g. ``egemaps`` -> 88 eGeMAPS v02 functionals.
+    """
+    compute = {"egemaps": egemaps}
+    return {family: compute[family](y, sr) for family in CLIP_FAMILIES if family in config.families}
 
 
 def warm_up(config: AudioConfig) -> None:
     """Run every family once on a short signal, so a worker's caches and kernels are built.
 
     Imports librosa's lazily loaded modules (seconds: they compile numba kernels) and
-    builds the filter banks and the openSMILE extractor (when ``config.egemaps``), before
+    builds the filter banks and the openSMILE extractors of the configured families, before
     the first real clip is timed.
     """
     time = np.arange(config.sr // 2) / config.sr
     y = (0.1 * np.sin(2 * np.pi * 220 * time)).astype(np.float32)
     audio_streams(y, config.sr, config)
-    if config.egemaps:
-        egemaps(y, config.sr)
+    clip_features(y, config.sr, config)
 
 
 def _cepstra(log_mel_db, n_mfcc, delta_width):

@@ -52,10 +52,10 @@ def cpu_time(function, *args, repeat=1, **kwargs):
 
 def audio_inputs(n_clips: int, workdir: Path) -> tuple[list, str]:
     """Paths of RAVDESS-shaped audio clips: real FLACs when present, else synthetic 48 kHz wavs."""
-    real = sorted((SHARED / "ravdess-speech-4actors").glob("Actor_*/*.flac"))
+    real = sorted((SHARED / "ravdess-speech").glob("Actor_*/*.flac"))
     if real:
         step = max(1, len(real) // n_clips)
-        return real[::step][:n_clips], "real RAVDESS speech (48 kHz FLAC, actors 01-04)"
+        return real[::step][:n_clips], "real RAVDESS speech (48 kHz FLAC, actors 01-12)"
     import soundfile as sf
 
     paths = []

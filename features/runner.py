@@ -29,22 +29,42 @@ from extract.decode import load_audio
 from extract.errors import EmofuseError
 from extract.faces import track_video
 
-from .audio import AudioConfig, audio_streams, egemaps, warm_up
+from .audio import CLIP_FAMILIES, STREAM_FAMILIES, AudioConfig, audio_streams, clip_features, warm_up
 from .functionals import functionals
 from .store import FAILURE_COLUMNS, FeatureStore, StoreError, merge_stores, store_path, write_store
-from .video import VideoConfig, video_features
+from .video import VIDEO_FAMILIES, VideoConfig, video_features
 
 FACE_DEFAULTS = {"detect_every": 5, "detect_width": 160, "track_face_px": 32, "crop_size": 64}
 PACKAGES = ["numpy", "scipy", "librosa", "opensmile", "av", "opencv-python-headless", "scikit-image", "h5py"]
 
 
-def default_config() -> dict:
-    """The feature configuration: every parameter that changes a stored number."""
-    return {
-        "audio": AudioConfig().to_dict(),
-        "faces": dict(FACE_DEFAULTS),
-        "video": VideoConfig().to_dict(),
-    }
+def default_config(families=None) -> dict:
+    """The feature configuration: every parameter that changes a stored number.
+
+    Parameters
+    ----------
+    families : iterable of str or None
+        Feature families to compute, audio and video names mixed (e.g. ``mfcc, pitch,
+        egemaps, hog``); None: each modality's defaults.  A modality none of whose
+        families is named keeps its defaults.
+
+    Raises
+    ------
+    EmofuseError
+        A name that is no audio or video family.
+    """
+    audio, video = AudioConfig(), VideoConfig()
+    if families is not None:
+        families = list(dict.fromkeys(families))
+        known = {"audio": STREAM_FAMILIES + CLIP_FAMILIES, "video": VIDEO_FAMILIES}
+        unknown = [f for f in families if f not in known["audio"] + known["video"]]
+        if unknown:
+            raise EmofuseError(f"unknown feature famil{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}; "
+                               f"audio: {', '.join(known['audio'])}; video: {', '.join(known['video'])}")
+        chosen = {m: tuple(f for f in families if f in names) for m, names in known.items()}
+        audio = AudioConfig(families=chosen["audio"] or audio.families)
+        video = VideoConfig(families=chosen["video"] or video.families)
+    return {"audio": audio.to_dict(), "faces": dict(FACE_DEFAULTS), "video": video.to_dict()}
 
 
 def config_hash(config: dict) -> str:
@@ -85,8 +105,8 @@ def _audio_features(path: str, config: dict, result: ClipResult) -> None:
     for family, stream in audio_streams(y, audio_config.sr, audio_config).items():
         result.streams[family] = ("audio", stream)
         result.functionals[family] = ("audio", *functionals(stream))
-    if audio_config.egemaps:
-        result.functionals["egemaps"] = ("audio", *egemaps(y, audio_config.sr))
+    for family, (values, names) in clip_features(y, audio_config.sr, audio_config).items():
+        result.functionals[family] = ("audio", values, names)
 
 
 def _video_features(path: str, config: dict, result: ClipResult) -> None:

@@ -215,6 +215,10 @@ def summary_hog(crops, valid, *, pixels_per_cell=8, cells_per_block=2, orientati
     return hog_descriptors(image[None], **settings)[0].astype(np.float32), names
 
 
+VIDEO_FAMILIES = ("hog", "hog_summary", "stip")
+"""Video families :func:`video_features` can compute (``stip`` adds the ``stip_points`` stream)."""
+
+
 @dataclass(frozen=True)
 class VideoConfig:
     """Settings of the video features; stored with the features (``to_dict``).
@@ -235,6 +239,8 @@ class VideoConfig:
         Absolute threshold on the Harris response.
     stip_max_points : int
         Strongest points kept per clip.
+    families : tuple of str
+        The families to compute, from ``VIDEO_FAMILIES`` (default all).
     """
 
     crop_size: int = 64
@@ -246,8 +252,14 @@ class VideoConfig:
     stip_k: float = 0.005
     stip_threshold: float = DEFAULT_THRESHOLD
     stip_max_points: int = 200
+    families: tuple = VIDEO_FAMILIES
 
     def __post_init__(self):
+        object.__setattr__(self, "families", tuple(self.families))
+        unknown = sorted(set(self.families) - set(VIDEO_FAMILIES))
+        if unknown or not self.families:
+            raise FeatureError(f"VideoConfig.families: unknown or no family {unknown or ''}; "
+                               f"known: {', '.join(VIDEO_FAMILIES)}")
         # Scales as a tuple of float pairs, so that VideoConfig(**config.to_dict()) == config.
         object.__setattr__(self, "stip_scales", tuple(tuple(map(float, scale)) for scale in self.stip_scales))
         counts = ["crop_size", "hog_pixels_per_cell", "hog_cells_per_block", "hog_orientations", "stip_max_points"]
@@ -264,9 +276,10 @@ class VideoConfig:
             )
 
     def to_dict(self) -> dict:
-        """The settings as a JSON-serialisable dict (scales as lists)."""
+        """The settings as a JSON-serialisable dict (scales and families as lists)."""
         settings = asdict(self)
         settings["stip_scales"] = [list(map(float, scale)) for scale in self.stip_scales]
+        settings["families"] = list(self.families)
         return settings
 
 
@@ -288,10 +301,11 @@ def video_features(crops, valid, fps, config=VideoConfig()):
     -------
     streams : dict of str -> Stream
         ``hog`` (t, 1764 by default) at ``fps``; ``stip_points`` (n_points, 54), one row
-        per interest point (see ``features.stip.stip_features``).
+        per interest point (see ``features.stip.stip_features``); those of ``config.families``.
     functionals : dict of str -> (np.ndarray [shape=(d,)], list of str)
         ``hog`` (``frame_functionals`` of the HOG stream), ``hog_summary``
-        (``summary_hog``) and ``stip`` (``features.stip.stip_encoding``).
+        (``summary_hog``) and ``stip`` (``features.stip.stip_encoding``), those of
+        ``config.families``.
 
     Raises
     ------
@@ -306,18 +320,19 @@ def video_features(crops, valid, fps, config=VideoConfig()):
         cells_per_block=config.hog_cells_per_block,
         orientations=config.hog_orientations,
     )
-    hog = hog_stream(crops, valid, fps, **hog_settings)
-    points, encoding = stip_features(
-        crops, valid, fps,
-        scales=config.stip_scales,
-        s=config.stip_integration_factor,
-        k=config.stip_k,
-        threshold=config.stip_threshold,
-        max_points=config.stip_max_points,
-    )
-    functionals = {
-        "hog": frame_functionals(hog),
-        "hog_summary": summary_hog(crops, valid, **hog_settings),
-        "stip": encoding,
-    }
-    return {"hog": hog, "stip_points": points}, functionals
+    streams, functionals = {}, {}
+    if "hog" in config.families:
+        streams["hog"] = hog_stream(crops, valid, fps, **hog_settings)
+        functionals["hog"] = frame_functionals(streams["hog"])
+    if "hog_summary" in config.families:
+        functionals["hog_summary"] = summary_hog(crops, valid, **hog_settings)
+    if "stip" in config.families:
+        streams["stip_points"], functionals["stip"] = stip_features(
+            crops, valid, fps,
+            scales=config.stip_scales,
+            s=config.stip_integration_factor,
+            k=config.stip_k,
+            threshold=config.stip_threshold,
+            max_points=config.stip_max_points,
+        )
+    return streams, functionals

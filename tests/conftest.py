@@ -6,15 +6,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-REAL_SPEECH = SHARED / "data" / "ravdess-speech-4actors"
+REAL_SPEECH = SHARED / "data" / "ravdess-speech"
 REAL_VIDEO = SHARED / "data" / "ravdess-video-actor05"
 
 
 @pytest.fixture
 def real_speech() -> Path:
-    """Real RAVDESS speech of actors 01-04 (FLAC), or skip where ../shared is absent."""
+    """Real RAVDESS speech of actors 01-12 (720 FLAC clips), or skip where ../shared is absent."""
     if not REAL_SPEECH.is_dir():
-        pytest.skip("../shared/data/ravdess-speech-4actors is absent")
+        pytest.skip("../shared/data/ravdess-speech is absent")
     return REAL_SPEECH
 
 

@@ -217,3 +217,19 @@ def test_real_speech_pitch_separates_male_and_female_voices(real_speech, actor, 
     f0, voiced = audio.pitch(y, SR)
     assert 0.1 < voiced.mean() < 0.9
     assert low < np.nanmedian(f0) < high
+
+
+def test_families_compute_only_what_the_config_names():
+    y = tone(220.0)
+    config = audio.AudioConfig(families=("pitch", "egemaps"))
+    streams = audio.audio_streams(y, SR, config)
+    assert list(streams) == ["pitch"]
+    assert list(audio.clip_features(y, SR, config)) == ["egemaps"]
+    full = audio.audio_streams(y, SR, audio.AudioConfig())
+    np.testing.assert_array_equal(streams["pitch"].values, full["pitch"].values)
+    assert audio.clip_features(y, SR, audio.AudioConfig(families=("mfcc",))) == {}
+
+
+def test_unknown_family_is_refused_by_name():
+    with pytest.raises(FeatureError, match="spectral_nonsense"):
+        audio.AudioConfig(families=("mfcc", "spectral_nonsense"))

@@ -122,6 +122,6 @@ def test_manifest_missing_columns(tmp_path):
 
 def test_real_ravdess_speech(real_speech):
     corpus = read_corpus("ravdess", real_speech)
-    assert len(corpus.clips) == 240 and corpus.clips["speaker"].nunique() == 4
+    assert len(corpus.clips) == 720 and corpus.clips["speaker"].nunique() == 12
     assert (corpus.clips["video_path"] == "").all()
-    assert corpus.clips["label"].value_counts()["neutral"] == 16
+    assert corpus.clips["label"].value_counts()["neutral"] == 48

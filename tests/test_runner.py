@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from extract.errors import EmofuseError
 from extract.synthetic import generate_corpus
 from features.__main__ import main as features_main
 from features.runner import default_config, extract_file_features, run_features
@@ -153,3 +154,13 @@ def test_extract_file_features_matches_store(corpus, reference):
     assert file_names == names
     np.testing.assert_allclose(values, expected[0], rtol=1e-6)
     assert "hog" not in features
+
+
+def test_families_split_by_modality_and_unknown_names_are_refused():
+    config = default_config(["pitch", "stip", "egemaps"])
+    assert config["audio"]["families"] == ["pitch", "egemaps"]
+    assert config["video"]["families"] == ["stip"]
+    audio_only = default_config(["mfcc"])
+    assert audio_only["video"]["families"] == default_config()["video"]["families"]
+    with pytest.raises(EmofuseError, match="warp_drive"):
+        default_config(["mfcc", "warp_drive"])

@@ -192,3 +192,13 @@ def test_real_ravdess_video(capsys):
         print(f"\n[real video] {path.name}: {len(crops)} frames, {len(points)} STIP points, "
               f"{on_mouth_or_eyes.mean():.0%} on mouth/eyes; CPU s per s of video: "
               f"HOG {hog_seconds / duration:.4f}, all video features {all_seconds / duration:.4f}")
+
+
+def test_families_compute_only_what_the_config_names():
+    crops = face_like_crops(n_frames=20)
+    full_streams, full = video_features(crops, np.ones(20, bool), FPS)
+    streams, functionals = video_features(crops, np.ones(20, bool), FPS, VideoConfig(families=("hog_summary",)))
+    assert streams == {} and list(functionals) == ["hog_summary"]
+    np.testing.assert_array_equal(functionals["hog_summary"][0], full["hog_summary"][0])
+    with pytest.raises(FeatureError, match="optical_flow"):
+        VideoConfig(families=("hog", "optical_flow"))
