@@ -132,21 +132,35 @@ def read_corpus(dataset: str, data_dir, *, vocal_channel=None) -> Corpus:
     return corpus
 
 
-def _files_under(root: Path) -> list:
+def _files_under(root: Path) -> tuple:
     """Every non-hidden file below ``root``, sorted, following symbolic links to folders.
 
-    A folder reached twice (a link loop, or two links to one folder) is read once.  A link
-    to a missing file is returned too, so that its reader can list it.
+    A folder reached twice (a link loop, or two links to one folder) is read once.
+
+    Returns
+    -------
+    files : list of Path
+    problems : list of (str, str)
+        ``(path, reason)`` for links to nothing and folders that cannot be read.
     """
-    files, seen = [], set()
-    for folder, subfolders, names in os.walk(root, followlinks=True):
+    files, problems, seen = [], [], set()
+
+    def unreadable(err):
+        problems.append((err.filename, f"cannot read the folder ({err.strerror})"))
+
+    for folder, subfolders, names in os.walk(root, followlinks=True, onerror=unreadable):
         stat = os.stat(folder)
         if (stat.st_dev, stat.st_ino) in seen:
             subfolders[:] = []
             continue
         seen.add((stat.st_dev, stat.st_ino))
-        files += [Path(folder) / n for n in names if not n.startswith(".")]
-    return sorted(files)
+        for name in (n for n in names if not n.startswith(".")):
+            path = Path(folder) / name
+            if path.is_symlink() and not path.exists():
+                problems.append((str(path), "a link to something that does not exist"))
+            else:
+                files.append(path)
+    return sorted(files), sorted(problems)
 
 
 def _require_folder(root: Path, what: str, help_text: str) -> None:
@@ -230,13 +244,11 @@ def read_ravdess(data_dir, *, vocal_channel: str = "speech") -> Corpus:
     _require_folder(root, "RAVDESS", RAVDESS_HELP)
     if vocal_channel not in ("speech", "song", "both"):
         raise CorpusError(f"vocal_channel must be speech, song or both, got {vocal_channel!r}")
-    takes, skipped = {}, []
-    for path in _files_under(root):
+    files, skipped = _files_under(root)
+    takes = {}
+    for path in files:
         suffix = path.suffix.lower()
         if suffix not in AUDIO_SUFFIXES | VIDEO_SUFFIXES:
-            continue
-        if not path.is_file():
-            skipped.append((str(path), "a link to a file that does not exist" if path.is_symlink() else "not a file"))
             continue
         try:
             fields = parse_ravdess_name(path.stem)

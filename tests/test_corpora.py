@@ -142,10 +142,12 @@ def test_symlinked_actor_folders_are_followed_and_loops_stopped(tmp_path):
         (data / actor).symlink_to(elsewhere / actor, target_is_directory=True)
     (elsewhere / "Actor_01" / "loop").symlink_to(data, target_is_directory=True)  # data/Actor_01/loop -> data
     (data / "03-01-01-01-01-01-03.wav").symlink_to(tmp_path / "gone.wav")
+    (data / "Actor_03").symlink_to(tmp_path / "unmounted" / "Actor_03", target_is_directory=True)
     corpus = read_ravdess(data)
     assert list(corpus.clips["clip_id"]) == ["01-03-02-02-01-02", "01-05-01-01-01-01"]
     assert corpus.clips["audio_path"].str.startswith(str(data / "Actor_0")).all()
-    assert corpus.skipped == [(str(data / "03-01-01-01-01-01-03.wav"), "a link to a file that does not exist")]
+    assert corpus.skipped == [(str(data / "03-01-01-01-01-01-03.wav"), "a link to something that does not exist"),
+                              (str(data / "Actor_03"), "a link to something that does not exist")]
 
 
 def test_sources_and_identity(tmp_path):

@@ -1,5 +1,6 @@
 """The feature runner on a small synthetic corpus: store contents, resumption, kills, Dask, failures."""
 
+import hashlib
 import os
 import shutil
 import signal
@@ -252,3 +253,18 @@ def test_vocal_channel_song_reaches_the_extraction(audio_only, tmp_path):
     last = (tmp_path / "last-features.mk").read_text()
     assert f"LAST_DATA_DIR := {audio_only}\n" in last and "LAST_VOCAL_CHANNEL := song\n" in last
     assert "LAST_DATASET := synthetic\n" in last
+
+
+def test_an_edited_manifest_is_another_corpus(audio_only, tmp_path, capsys):
+    manifest = tmp_path / "manifest.csv"
+    wavs = sorted(audio_only.glob("03-*.wav"))[:2]
+    rows = [f"{wav},,happy,A{k}" for k, wav in enumerate(wavs)]
+    manifest.write_text("audio_path,video_path,label,speaker\n" + "\n".join(rows) + "\n")
+    first = run_features("manifest", manifest, jobs=1, cache_dir=tmp_path, progress=False)
+    manifest.write_text("audio_path,video_path,label,speaker\n" + rows[0] + "\n" + rows[1].replace("happy", "sad"))
+    second = run_features("manifest", manifest, jobs=1, cache_dir=tmp_path, progress=False)
+    assert "another manifest under the dataset name manifest" in capsys.readouterr().out
+    assert (first.done, second.done) == (2, 2)
+    with FeatureStore.open(second.store) as store:
+        assert list(store.clips["label"]) == ["happy", "sad"]
+        assert store.corpus["manifest_sha256"] == hashlib.sha256(manifest.read_bytes()).hexdigest()

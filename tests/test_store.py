@@ -82,13 +82,14 @@ def test_not_a_store(tmp_path):
         FeatureStore.open(tmp_path / "x.h5")
 
 
-def test_stale_clips_are_left_out_aligned_and_pruned(tmp_path):
+def test_stale_clips_are_left_out_aligned_and_pruned(tmp_path, caplog):
     """Rows of clips no longer in the corpus are hidden from clips, functionals, sequences and
     failures, rows stay aligned, and prune_store removes them from the file."""
     path = shard(tmp_path / "s.h5", ["a-01", "b-02", "c-03"], failures=[("z-09", "audio", "z.wav", "cannot decode")])
     corpus = {"root": "/corpus", "manifest_sha256": "", "clip_ids": ["a-01", "c-03"]}
     merge_stores(path, [path], corpus=corpus)
-    with FeatureStore.open(path) as store:
+    with caplog.at_level("WARNING"), FeatureStore.open(path) as store:
+        assert "2 stored clips are no longer in the corpus and are left out (b-02, z-09)" in caplog.text
         assert list(store.clips["clip_id"]) == ["a-01", "c-03"] and len(store) == 2
         assert store.stale == ["b-02", "z-09"] and store.failures.empty
         X, _ = store.functionals(families=["energy"])
