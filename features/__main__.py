@@ -107,6 +107,11 @@ def _check(args) -> int:
     problems = check_store(args.store, expected_ids=expected, nan_allowed=NAN_ALLOWED)
     for problem in problems:
         print(f"problem: {problem}")
+    if not problems:
+        with FeatureStore.open(args.store, include_stale=True) as store:
+            if store.stale:
+                print(f"{len(store.stale)} stored clips are no longer in the corpus (not a problem: left out; "
+                      f"`python -m features prune --dataset {store.dataset}` removes them)")
     print(f"{args.store}: {'OK' if not problems else f'{len(problems)} problems'}")
     return 1 if problems else 0
 

@@ -303,9 +303,8 @@ def _record_corpus(store: Path, corpus: dict) -> None:
     if not store.exists():
         return
     with FeatureStore.open(store, include_stale=True) as existing:
-        current = existing.corpus
-    if current["clip_ids"] is None or sorted(current["clip_ids"]) != sorted(corpus["clip_ids"]) or \
-            {k: current[k] for k in ("root", "manifest_sha256")} != {k: corpus[k] for k in ("root", "manifest_sha256")}:
+        current = existing.corpus  # clip ids as stored: sorted
+    if current != {**corpus, "clip_ids": sorted(corpus["clip_ids"])}:
         merge_stores(store, [store], corpus=corpus)
 
 

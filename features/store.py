@@ -91,8 +91,8 @@ class FeatureStore:
         schema = handle.attrs.get("schema")
         if schema != SCHEMA:
             if str(schema).startswith(SCHEMA.split("/")[0]):
-                raise StoreError(f"{self.path}: feature store of an older emofuse ({schema}, this one reads "
-                                 f"{SCHEMA}); run `make features` again to rebuild it")
+                raise StoreError(f"{self.path}: feature store of another emofuse version ({schema}; this one "
+                                 f"reads {SCHEMA}); run `make features` again to rebuild it")
             raise StoreError(f"{self.path}: not an emofuse feature store (schema {schema!r})")
         self.dataset = str(handle.attrs["dataset"])
         self.config = json.loads(handle.attrs["config"])

@@ -221,6 +221,8 @@ def test_clips_gone_from_the_corpus_are_left_out_then_pruned(audio_only, tmp_pat
     with FeatureStore.open(path) as store:
         assert len(store) == N_CLIPS - 2 and store.stale == sorted(w.stem[3:] for w in gone)
         assert store.functionals("audio")[0].shape[0] == N_CLIPS - 2
+    assert features_main(["check", str(path)]) == 0
+    assert "2 stored clips are no longer in the corpus (not a problem" in capsys.readouterr().out
     assert features_main(["prune", *args]) == 0
     assert "removed 2 clips" in capsys.readouterr().out
     with FeatureStore.open(path, include_stale=True) as store:

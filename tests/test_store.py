@@ -120,9 +120,9 @@ def test_merge_keeps_the_corpus_record_and_refuses_two_corpora(tmp_path):
         merge_stores(tmp_path / "m2.h5", [a, b])
 
 
-def test_store_of_an_older_emofuse_says_so(tmp_path):
+def test_store_of_another_emofuse_version_says_so(tmp_path):
     path = shard(tmp_path / "s.h5", ["a-01"])
     with h5py.File(path, "a") as h5:
         h5.attrs["schema"] = "emofuse-features/1"
-    with pytest.raises(StoreError, match="older emofuse.*run `make features` again"):
+    with pytest.raises(StoreError, match="another emofuse version.*run `make features` again"):
         FeatureStore.open(path)
