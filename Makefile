@@ -7,8 +7,7 @@ VENV       := .venv
 PY         := $(VENV)/bin/python
 STAMP      := $(VENV)/.installed
 
-DATASET    ?= synthetic
-DATA_DIR   ?= data/$(DATASET)
+CACHE      := cache
 JOBS       ?= 2
 ACTORS     ?= 8
 SEED       ?= 0
@@ -16,7 +15,46 @@ METHOD     ?= concat
 CLASSIFIER ?= svm
 PROTOCOL   ?= speaker
 SCHEDULER  ?=
-FAMILIES   ?=
+SNORM      ?=
+PARAMS     ?=
+
+# The last `make features` (its dataset, data folder, families and vocal channel), written by
+# `python -m features extract`: later targets default to it.  DATASET, DATA_DIR, FAMILIES and
+# VOCAL_CHANNEL given on the command line (or in the environment) win.
+-include $(CACHE)/last-features.mk
+ifeq ($(origin DATASET),undefined)
+DATASET := $(or $(LAST_DATASET),synthetic)
+FROM_LAST := $(if $(LAST_DATASET),'dataset $(DATASET)')
+endif
+SAME_AS_LAST := $(and $(LAST_DATASET),$(filter $(LAST_DATASET),$(DATASET)))
+ifeq ($(origin DATA_DIR),undefined)
+DATA_DIR := $(if $(SAME_AS_LAST),$(LAST_DATA_DIR),data/$(DATASET))
+FROM_LAST_DIR := $(if $(SAME_AS_LAST),'data folder $(DATA_DIR)')
+else
+DATA_DIR_GIVEN := yes
+endif
+ifeq ($(origin FAMILIES),undefined)
+FAMILIES := $(if $(SAME_AS_LAST),$(LAST_FAMILIES))
+FROM_LAST_OPTIONS += $(if $(FAMILIES),'families $(FAMILIES)')
+endif
+ifeq ($(origin VOCAL_CHANNEL),undefined)
+VOCAL_CHANNEL := $(if $(SAME_AS_LAST),$(LAST_VOCAL_CHANNEL))
+FROM_LAST_OPTIONS += $(if $(VOCAL_CHANNEL),'vocal channel $(VOCAL_CHANNEL)')
+endif
+# A recipe line that says which of $(1) (quoted phrases) came from the last extraction,
+# e.g. "dataset ravdess (from the last make features)".
+say_from_last = $(if $(strip $(1)),@printf '%s (from the last make features)\n' $(1))
+
+# fuse and evaluate bring the store up to date first only when DATA_DIR is given (or there is
+# no store yet); otherwise they use the store as it is.
+STORE        := $(CACHE)/$(DATASET)/features.h5
+UPDATE_STORE := $(or $(DATA_DIR_GIVEN),$(if $(wildcard $(STORE)),,missing))
+
+# SNORM=all|enrol:K (speaker normalisation), PARAMS=mfa__k2=400,mfa__k1=7 (fusion parameters).
+comma := ,
+FUSE_SNORM  := $(if $(filter-out none,$(SNORM)),--speaker-norm $(SNORM))
+EVAL_SNORM  := $(if $(SNORM),--speaker-norm $(SNORM))
+PARAM_FLAGS := $(foreach p,$(subst $(comma), ,$(PARAMS)),--param $(p))
 
 export PYTHONHASHSEED := 0
 
@@ -31,6 +69,8 @@ $(STAMP): requirements.txt
 	touch $@
 
 # The synthetic corpus is built when missing; real corpora must already be at DATA_DIR.
+# `make corpus` writes to DATA_DIR only when it is given (never into the last real corpus).
+CORPUS_DIR := $(if $(DATA_DIR_GIVEN),$(DATA_DIR),data/synthetic)
 ifeq ($(DATASET),synthetic)
 CORPUS_READY := $(DATA_DIR)/.complete
 $(CORPUS_READY): | $(STAMP)
@@ -40,38 +80,43 @@ CORPUS_READY :=
 endif
 
 corpus: $(STAMP)
-	$(PY) -m extract corpus --out $(DATA_DIR) --actors $(ACTORS) --seed $(SEED)
+	$(PY) -m extract corpus --out $(CORPUS_DIR) --actors $(ACTORS) --seed $(SEED)
 
 clips: $(STAMP) $(CORPUS_READY)
-	$(PY) -m extract clips --dataset $(DATASET) --data-dir $(DATA_DIR)
+	$(PY) -m extract clips --dataset $(DATASET) --data-dir $(DATA_DIR) \
+	  $(if $(VOCAL_CHANNEL),--vocal-channel $(VOCAL_CHANNEL))
 
 EXTRACT = $(PY) -m features extract --dataset $(DATASET) --data-dir $(DATA_DIR) --jobs $(JOBS) \
-          $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(FAMILIES),--families $(FAMILIES))
+          $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(FAMILIES),--families $(FAMILIES)) \
+          $(if $(VOCAL_CHANNEL),--vocal-channel $(VOCAL_CHANNEL))
 
 # Exits non-zero (3) when some clip failed; the failures are printed and kept in the store.
 features: $(STAMP) $(CORPUS_READY)
+	$(call say_from_last,$(FROM_LAST) $(FROM_LAST_DIR) $(FROM_LAST_OPTIONS))
 	$(EXTRACT)
 
-# fuse and evaluate bring the store up to date first (a resumed run: stored clips are
+# With DATA_DIR given, fuse and evaluate bring the store up to date first (stored clips are
 # skipped), so `make evaluate DATASET=... DATA_DIR=...` runs end to end; clips that failed
 # were listed by the extraction and are left out.
-fuse: $(STAMP) $(CORPUS_READY)
-	$(EXTRACT) --no-progress || [ $$? -eq 3 ]
-	$(PY) -m fusion --dataset $(DATASET) --method $(METHOD) --protocol $(PROTOCOL)
+fuse: $(STAMP) $(if $(UPDATE_STORE),$(CORPUS_READY))
+	$(call say_from_last,$(FROM_LAST) $(if $(UPDATE_STORE),$(FROM_LAST_DIR) $(FROM_LAST_OPTIONS)))
+	$(if $(UPDATE_STORE),$(EXTRACT) --no-progress || [ $$? -eq 3 ])
+	$(PY) -m fusion --dataset $(DATASET) --method $(METHOD) --protocol $(PROTOCOL) $(FUSE_SNORM) $(PARAM_FLAGS)
 
 evaluate: fuse
-	$(PY) -m classify evaluate --dataset $(DATASET) --method $(METHOD) --classifier $(CLASSIFIER)
+	$(PY) -m classify evaluate --dataset $(DATASET) --method $(METHOD) --classifier $(CLASSIFIER) \
+	  --protocol $(PROTOCOL) $(EVAL_SNORM)
 
 # The demo: every fusion method under the speaker-independent protocol, plus concat under
 # the random split (to show its inflation), each with the five light classifiers.
 DEMO_METHODS := concat mfa zebra
 demo: $(STAMP)
-	$(MAKE) clips DATASET=synthetic
-	$(MAKE) features DATASET=synthetic
-	$(MAKE) fuse DATASET=synthetic METHOD=concat PROTOCOL=random
+	$(MAKE) clips DATASET=synthetic DATA_DIR=data/synthetic
+	$(MAKE) features DATASET=synthetic DATA_DIR=data/synthetic
 	for method in $(DEMO_METHODS); do \
 	  $(MAKE) evaluate DATASET=synthetic METHOD=$$method CLASSIFIER=light || exit 1; \
 	done
+	$(MAKE) evaluate DATASET=synthetic METHOD=concat PROTOCOL=random CLASSIFIER=light
 
 bench: $(STAMP)
 	$(PY) -m features.bench --out reports/bench.md
@@ -80,4 +125,4 @@ test: $(STAMP)
 	$(PY) -m pytest -q tests
 
 clean:
-	rm -rf cache/*/ reports/
+	rm -rf $(CACHE)/*/ $(CACHE)/last-features.mk reports/

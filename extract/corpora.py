@@ -6,6 +6,9 @@ modality (empty path); file names that don't parse and duplicate clips are liste
 ``Corpus.skipped`` with the reason, never silently dropped.
 """
 
+import hashlib
+import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,12 +53,33 @@ class Corpus:
         One row per clip, columns :data:`CLIP_COLUMNS` then corpus fields, sorted by clip_id.
     skipped : list of (str, str)
         ``(path, reason)`` for every file that was not turned into a clip.
+    manifest_sha256 : str
+        SHA-256 of a manifest's bytes ("" for a folder corpus).
     """
 
     name: str
     root: Path
     clips: pd.DataFrame
     skipped: list = field(default_factory=list)
+    manifest_sha256: str = ""
+
+    def identity(self) -> dict:
+        """What makes this corpus this corpus: ``root`` (the folder or manifest, absolute, links
+        resolved) and ``manifest_sha256``.  A feature store holds the clips of one identity."""
+        return {"root": str(self.root.resolve()), "manifest_sha256": self.manifest_sha256}
+
+    def sources(self) -> list:
+        """Per clip (row order), the files it is made of, as JSON text:
+        ``{"audio": [path, size, mtime_ns], "video": [...]}`` with the path relative to the
+        corpus folder (a manifest's folder) and size in bytes (null for a missing file).
+
+        A stored clip is reused only while these still match, so an edited, replaced or newly
+        added file is extracted again.
+        """
+        base = self.root.parent if self.root.is_file() else self.root
+        return [json.dumps({m: _file_record(row[f"{m}_path"], base) for m in ("audio", "video") if row[f"{m}_path"]},
+                           sort_keys=True)
+                for _, row in self.clips.iterrows()]
 
     def summary(self) -> str:
         """One paragraph for the terminal: counts of clips, speakers, labels, modalities, skips."""
@@ -74,15 +98,69 @@ class Corpus:
         return "\n".join(lines)
 
 
-def read_corpus(dataset: str, data_dir, **options) -> Corpus:
-    """Read the corpus ``dataset`` (one of :data:`DATASETS`) from ``data_dir``."""
+def _file_record(path: str, base: Path) -> list:
+    """``[path relative to base, size in bytes, modification time in ns]``; size and time are
+    None when the file cannot be read (its extraction then fails and says why)."""
+    relative = os.path.relpath(os.path.abspath(path), os.path.abspath(base))
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return [relative, None, None]
+    return [relative, stat.st_size, stat.st_mtime_ns]
+
+
+def read_corpus(dataset: str, data_dir, *, vocal_channel=None) -> Corpus:
+    """Read the corpus ``dataset`` (one of :data:`DATASETS`) from ``data_dir``.
+
+    Parameters
+    ----------
+    vocal_channel : {"speech", "song", "both"} or None
+        RAVDESS-shaped corpora only; None: speech.
+    """
     readers = {"ravdess": read_ravdess, "synthetic": read_ravdess, "cremad": read_cremad,
                "manifest": read_manifest}
     if dataset not in readers:
         raise CorpusError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    options = {}
+    if vocal_channel is not None:
+        if readers[dataset] is not read_ravdess:
+            raise CorpusError(f"a vocal channel ({vocal_channel}) can be chosen for RAVDESS-shaped corpora only, "
+                              f"not for {dataset}")
+        options["vocal_channel"] = vocal_channel
     corpus = readers[dataset](data_dir, **options)
     corpus.name = dataset
     return corpus
+
+
+def _files_under(root: Path) -> tuple:
+    """Every non-hidden file below ``root``, sorted, following symbolic links to folders.
+
+    A folder reached twice (a link loop, or two links to one folder) is read once.
+
+    Returns
+    -------
+    files : list of Path
+    problems : list of (str, str)
+        ``(path, reason)`` for links to nothing and folders that cannot be read.
+    """
+    files, problems, seen = [], [], set()
+
+    def unreadable(err):
+        problems.append((err.filename, f"cannot read the folder ({err.strerror})"))
+
+    for folder, subfolders, names in os.walk(root, followlinks=True, onerror=unreadable):
+        stat = os.stat(folder)
+        if (stat.st_dev, stat.st_ino) in seen:
+            subfolders[:] = []
+            continue
+        seen.add((stat.st_dev, stat.st_ino))
+        for name in (n for n in names if not n.startswith(".")):
+            path = Path(folder) / name
+            if path.is_symlink() and not path.exists():
+                problems.append((str(path), "a link to something that does not exist"))
+            else:
+                files.append(path)
+    return sorted(files), sorted(problems)
 
 
 def _require_folder(root: Path, what: str, help_text: str) -> None:
@@ -166,8 +244,9 @@ def read_ravdess(data_dir, *, vocal_channel: str = "speech") -> Corpus:
     _require_folder(root, "RAVDESS", RAVDESS_HELP)
     if vocal_channel not in ("speech", "song", "both"):
         raise CorpusError(f"vocal_channel must be speech, song or both, got {vocal_channel!r}")
-    takes, skipped = {}, []
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
+    files, skipped = _files_under(root)
+    takes = {}
+    for path in files:
         suffix = path.suffix.lower()
         if suffix not in AUDIO_SUFFIXES | VIDEO_SUFFIXES:
             continue
@@ -306,4 +385,6 @@ def read_manifest(data_dir) -> Corpus:
         rows.append([clip_id, record["speaker"].strip(), record["label"].strip(), record.get("gender", ""),
                      paths["audio_path"], paths["video_path"], record.get("split", "").strip()]
                     + [record[c] for c in extra])
-    return _finish("manifest", path, rows, skipped, extra, MANIFEST_HELP)
+    corpus = _finish("manifest", path, rows, skipped, extra, MANIFEST_HELP)
+    corpus.manifest_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    return corpus

@@ -180,6 +180,8 @@ def _extract(clip: dict, config: dict) -> ClipResult:
                                     f"{len(bad)} of {len(values)} {family} features are NaN or infinite "
                                     f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}) "
                                     f"for {seconds:.2f} s of {modality}"))
+    result.clip = {**clip, "modalities": " ".join(m for m in ("audio", "video")
+                                                  if any(fm == m for fm, *_ in result.functionals.values()))}
     return result
 
 
@@ -250,36 +252,82 @@ def _shard_dir(store: Path, digest: str) -> Path:
     return store.parent / f"{store.stem}.parts-{digest}"
 
 
-def _prepare_store(store: Path, digest: str) -> None:
-    """Move a store of another configuration aside so results never mix."""
+def _prepare_store(store: Path, digest: str, corpus: dict) -> None:
+    """Move a store of another configuration or of another corpus aside so results never mix.
+
+    ``corpus``: the identity of the corpus now read (``Corpus.identity``).
+    """
     if not store.exists():
         return
     try:
-        with FeatureStore.open(store) as existing:
-            old = existing.config_hash
-    except StoreError:
-        old = f"unreadable-{int(time.time())}"
+        with FeatureStore.open(store, include_stale=True) as existing:
+            old, old_corpus = existing.config_hash, existing.corpus
+    except StoreError as err:
+        aside = store.with_name(f"{store.stem}-unreadable-{int(time.time())}.h5")
+        os.replace(store, aside)
+        print(f"{err}\nprevious store moved to {aside}")
+        return
     if old != digest:
         aside = store.with_name(f"{store.stem}-{old}.h5")
         os.replace(store, aside)
         print(f"feature configuration changed: previous store moved to {aside}")
+    elif {k: old_corpus[k] for k in corpus} != corpus:
+        what = "manifest" if corpus["root"] == old_corpus["root"] else "corpus"
+        aside = store.with_name(f"{store.stem}-{old}-{config_hash(old_corpus)}.h5")
+        os.replace(store, aside)
+        print(f"another {what} under the dataset name {store.parent.name} (the store held {old_corpus['root']}, "
+              f"this is {corpus['root']}): previous store moved to {aside}")
+
+
+def _reusable(sources: list) -> dict:
+    """Clips whose stored outcome can be reused, from the store and shards ``sources`` (oldest
+    first, the newest outcome of a clip counts): clip_id -> (sources, modalities) of a clip
+    stored without any failure.  A clip with a failed modality is extracted again."""
+    outcome = {}
+    for source in sources:
+        with FeatureStore.open(source, include_stale=True) as s:
+            failed = set(s.failures["clip_id"])
+            outcome |= dict.fromkeys(failed)
+            for clip_id, files, modalities in s.clips[["clip_id", "sources", "modalities"]].itertuples(index=False):
+                outcome[clip_id] = None if clip_id in failed else (files, modalities)
+    return {clip_id: stored for clip_id, stored in outcome.items() if stored is not None}
+
+
+def _modalities(clip: dict) -> str:
+    """The modalities a clip has files for, as stored in the ``modalities`` column."""
+    return " ".join(m for m in ("audio", "video") if clip[f"{m}_path"])
+
+
+def _record_corpus(store: Path, corpus: dict) -> None:
+    """Make the store's corpus record ``corpus`` (a rewrite only when it differs)."""
+    if not store.exists():
+        return
+    with FeatureStore.open(store, include_stale=True) as existing:
+        current = existing.corpus  # clip ids as stored: sorted
+    if current != {**corpus, "clip_ids": sorted(corpus["clip_ids"])}:
+        merge_stores(store, [store], corpus=corpus)
 
 
 def run_features(dataset: str, data_dir, *, jobs: int = 2, cache_dir="cache", config=None,
-                 scheduler=None, batch_size=None, progress=True) -> RunSummary:
+                 scheduler=None, batch_size=None, progress=True, vocal_channel=None) -> RunSummary:
     """Extract features for every clip of a corpus into ``cache/<dataset>/features.h5``.
 
-    Clips already stored under the same configuration are skipped; earlier failures are
-    retried.  Finished clips are written in shards of ``batch_size``; a shard merge happens
-    whenever the pending clips reach the size of the store (so rewrites cost at most twice
-    the final size) and at the end.
+    A stored clip is skipped when it was stored under the same configuration from the same
+    files (path, size, modification time) with every modality it has files for; any other
+    clip (new, changed, earlier failures, a failed modality) is extracted.  A store of
+    another corpus or configuration is moved aside first.  Stored clips that have left the
+    corpus stay in the file but are stale (see ``features.store``).  Finished clips are
+    written in shards of ``batch_size``; a shard merge happens whenever the pending clips
+    reach the size of the store (so rewrites cost at most twice the final size) and at the
+    end.  ``vocal_channel``: RAVDESS's ``speech`` (default), ``song`` or ``both``.
     """
     config = config or default_config()
     digest = config_hash(config)
-    corpus = read_corpus(dataset, data_dir)
+    corpus = read_corpus(dataset, data_dir, vocal_channel=vocal_channel)
+    record = {**corpus.identity(), "clip_ids": list(corpus.clips["clip_id"])}
     store = store_path(dataset, cache_dir)
-    _prepare_store(store, digest)
-    shards = _shard_dir(store, digest)
+    _prepare_store(store, digest, corpus.identity())
+    shards = _shard_dir(store, config_hash({"config": digest, **corpus.identity()}))
     shards.mkdir(parents=True, exist_ok=True)
     for stale in [*shards.glob(f".*{PARTIAL}*"), *store.parent.glob(f".{store.stem}.*{PARTIAL}*")]:
         stale.unlink()  # left by a run killed mid-write
@@ -287,12 +335,10 @@ def run_features(dataset: str, data_dir, *, jobs: int = 2, cache_dir="cache", co
     def sources():
         return ([store] if store.exists() else []) + sorted(shards.glob("shard-*.h5"))
 
-    stored_ids = set()
-    for source in sources():
-        with FeatureStore.open(source) as s:
-            stored_ids |= set(s.clips["clip_id"])
-    clips = corpus.clips.to_dict("records")
-    todo = [c for c in clips if c["clip_id"] not in stored_ids]
+    reusable = _reusable(sources())
+    clips = corpus.clips.assign(sources=corpus.sources()).to_dict("records")
+    todo = [c for c in clips if reusable.get(c["clip_id"]) != (c["sources"], _modalities(c))]
+    stored_ids = set(reusable)
     batch_size = batch_size or max(8, 4 * jobs)
     start = time.perf_counter()
     done = failed = partial = 0
@@ -317,15 +363,16 @@ def run_features(dataset: str, data_dir, *, jobs: int = 2, cache_dir="cache", co
             pending += len(results)
             bar.update(len(results))
             if pending >= max(stored_count, batch_size):
-                merge_stores(store, sources())
+                merge_stores(store, sources(), corpus=record)
                 _remove_merged(shards)
                 stored_count += pending
                 pending = 0
     parts = sources()
     if parts and parts != [store]:
-        merge_stores(store, parts)
+        merge_stores(store, parts, corpus=record)
         _remove_merged(shards)
     shards.rmdir()
+    _record_corpus(store, record)
     return RunSummary(store=store, total=len(clips), done=done, skipped=len(clips) - len(todo),
                       failed=failed, partial=partial, seconds=time.perf_counter() - start,
                       cpu_seconds=cpu, media_seconds=media, unused=corpus.skipped)

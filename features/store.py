@@ -3,7 +3,11 @@
 Schema (plain h5py can read it; ``FeatureStore`` wraps it)::
 
     /                          attrs: schema, dataset, config (JSON), config_hash, versions (JSON)
-    /clips/<column>            (n,) str     clip table, one dataset per column, rows sorted by clip_id
+    /corpus                    attrs: root, manifest_sha256 -- the one corpus whose clips the store holds
+    /corpus/clip_id            (k,) str     clips of that corpus at the last extraction (absent in shards)
+    /clips/<column>            (n,) str     clip table, one dataset per column, rows sorted by clip_id;
+                                            ``sources`` (JSON: per modality [path, size, mtime_ns]) and
+                                            ``modalities`` (those stored, e.g. "audio video") included
     /functionals/<family>/values  (n, d) float32   per-clip functionals; NaN rows where the clip lacks the modality
     /functionals/<family>/names   (d,) str         column names, e.g. mfcc_3_delta_mean
                                attrs: modality ("audio" or "video")
@@ -12,6 +16,10 @@ Schema (plain h5py can read it; ``FeatureStore`` wraps it)::
                                group attrs: modality
     /failures/<column>         (m,) str     clip_id, stage, path, error
 
+Stored clips that are no longer in the corpus (``/corpus/clip_id``) are *stale*: ``FeatureStore``
+leaves them out of ``clips``, ``functionals`` and ``sequence`` and lists them in ``stale``;
+:func:`prune_store` removes them from the file.
+
 Crash safety: a run never writes into the store in place.  Finished clips go to small shard
 files (same schema) written to a temporary name and renamed; shards are merged into a new
 copy of the store that replaces the old one atomically.  A run killed at any moment leaves
@@ -19,7 +27,7 @@ the last merged store readable and every finished shard whole, so the next run r
 """
 
 import json
-import os
+import logging
 from pathlib import Path
 
 import h5py
@@ -31,9 +39,10 @@ from extract.errors import EmofuseError
 
 from .stream import Stream
 
-SCHEMA = "emofuse-features/1"
+SCHEMA = "emofuse-features/2"
 FAILURE_COLUMNS = ["clip_id", "stage", "path", "error"]
 _STR = h5py.string_dtype()
+log = logging.getLogger(__name__)
 
 
 class StoreError(EmofuseError):
@@ -56,6 +65,11 @@ def _read_strings(dataset) -> list:
 class FeatureStore:
     """Read access to a feature store; open with :meth:`open`, use as a context manager.
 
+    Only the clips of the store's corpus at its last extraction are visible: rows of clips
+    that have left the corpus since are *stale*, listed in ``stale`` and left out of
+    ``clips``, ``failures``, :meth:`functionals` and :meth:`sequence` (open with
+    ``include_stale=True`` to see every row).
+
     Attributes
     ----------
     clips : pandas.DataFrame
@@ -64,23 +78,50 @@ class FeatureStore:
         Columns clip_id, stage, path, error.
     config : dict
         The feature configuration that made the store; ``config_hash`` identifies it.
+    corpus : dict
+        ``root`` and ``manifest_sha256`` of the corpus (see ``extract.corpora.Corpus.identity``)
+        and ``clip_ids``, its clips at the last extraction (None in a shard: every row counts).
+    stale : list of str
+        Stored or failed clips that are not in ``corpus["clip_ids"]``, sorted.
     """
 
-    def __init__(self, handle: h5py.File):
+    def __init__(self, handle: h5py.File, include_stale: bool = False):
         self._h5 = handle
         self.path = Path(handle.filename)
-        if handle.attrs.get("schema") != SCHEMA:
-            raise StoreError(f"{self.path}: not an emofuse feature store (schema {handle.attrs.get('schema')!r})")
+        schema = handle.attrs.get("schema")
+        if schema != SCHEMA:
+            if str(schema).startswith(SCHEMA.split("/")[0]):
+                raise StoreError(f"{self.path}: feature store of another emofuse version ({schema}; this one "
+                                 f"reads {SCHEMA}); run `make features` again to rebuild it")
+            raise StoreError(f"{self.path}: not an emofuse feature store (schema {schema!r})")
         self.dataset = str(handle.attrs["dataset"])
         self.config = json.loads(handle.attrs["config"])
         self.config_hash = str(handle.attrs["config_hash"])
         self.versions = json.loads(handle.attrs["versions"])
-        self.clips = pd.DataFrame({c: _read_strings(handle["clips"][c]) for c in handle["clips"].attrs["columns"]})
-        self.failures = pd.DataFrame({c: _read_strings(handle["failures"][c]) for c in FAILURE_COLUMNS})
+        corpus = handle["corpus"]
+        self.corpus = {"root": str(corpus.attrs["root"]), "manifest_sha256": str(corpus.attrs["manifest_sha256"]),
+                       "clip_ids": _read_strings(corpus["clip_id"]) if "clip_id" in corpus else None}
+        clips = pd.DataFrame({c: _read_strings(handle["clips"][c]) for c in handle["clips"].attrs["columns"]})
+        failures = pd.DataFrame({c: _read_strings(handle["failures"][c]) for c in FAILURE_COLUMNS})
+        current = self.corpus["clip_ids"]
+        if current is None:
+            self.stale = []
+        else:
+            current = set(current)
+            self.stale = sorted({*clips["clip_id"], *failures["clip_id"]} - current)
+        self._hidden = set() if include_stale else set(self.stale)
+        if not self._hidden:
+            self._rows = slice(None)
+        else:
+            self._rows = np.flatnonzero(clips["clip_id"].isin(current).to_numpy())
+            clips = clips.iloc[self._rows].reset_index(drop=True)
+            failures = failures[failures["clip_id"].isin(current)].reset_index(drop=True)
+        self.clips, self.failures = clips, failures
 
     @classmethod
-    def open(cls, path) -> "FeatureStore":
-        """Open the store at ``path`` read-only."""
+    def open(cls, path, include_stale: bool = False) -> "FeatureStore":
+        """Open the store at ``path`` read-only; stale clips are logged and left out unless
+        ``include_stale``."""
         path = Path(path)
         if not path.is_file():
             raise StoreError(f"no feature store at {path}; run `make features DATASET=...` first")
@@ -89,10 +130,15 @@ class FeatureStore:
         except OSError as err:
             raise StoreError(f"{path}: cannot open feature store ({err})") from err
         try:
-            return cls(handle)
+            store = cls(handle, include_stale)
         except Exception:
             handle.close()
             raise
+        if store.stale and not include_stale:
+            log.warning("%s: %d stored clips are no longer in the corpus and are left out (%s%s); "
+                        "`python -m features prune --dataset %s` removes them", path, len(store.stale),
+                        ", ".join(store.stale[:5]), ", ..." if len(store.stale) > 5 else "", store.dataset)
+        return store
 
     def close(self) -> None:
         self._h5.close()
@@ -123,8 +169,11 @@ class FeatureStore:
 
     def has_modality(self, modality: str) -> bool:
         """True when some clip has finite functionals of ``modality``."""
-        families = self.families(modality)
-        return any(np.isfinite(self._h5["functionals"][f]["values"][()]).any(axis=1).any() for f in families)
+        return any(np.isfinite(self._values(f)).any(axis=1).any() for f in self.families(modality))
+
+    def _values(self, family: str) -> np.ndarray:
+        """The functionals matrix of ``family``, rows of the visible clips only."""
+        return self._h5["functionals"][family]["values"][()][self._rows]
 
     def functionals(self, modality=None, families=None):
         """Per-clip functionals, families side by side.
@@ -140,9 +189,8 @@ class FeatureStore:
             raise StoreError(f"{self.path}: no feature families {unknown}; it has {self.families()}")
         if not chosen:
             return np.zeros((len(self), 0), np.float32), []
-        groups = [self._h5["functionals"][f] for f in chosen]
-        X = np.concatenate([g["values"][()] for g in groups], axis=1)
-        names = [n for g in groups for n in _read_strings(g["names"])]
+        X = np.concatenate([self._values(f) for f in chosen], axis=1)
+        names = [n for f in chosen for n in _read_strings(self._h5["functionals"][f]["names"])]
         return X, names
 
     def sequence(self, clip_id: str, family: str) -> Stream:
@@ -150,6 +198,8 @@ class FeatureStore:
         group = self._h5["sequences"].get(family)
         if group is None:
             raise StoreError(f"{self.path}: no frame-level family {family!r}; it has {self.sequence_families()}")
+        if clip_id in self._hidden:
+            raise StoreError(f"{self.path}: clip {clip_id} is no longer in the corpus")
         if clip_id not in group["clips"]:
             raise StoreError(f"{self.path}: clip {clip_id} has no {family} sequence")
         data = group["clips"][clip_id]
@@ -158,18 +208,22 @@ class FeatureStore:
 
 
 def write_store(path, *, dataset: str, config: dict, config_hash: str, versions: dict,
-                clips: pd.DataFrame, functionals: dict, sequences: dict, failures: pd.DataFrame) -> None:
+                clips: pd.DataFrame, functionals: dict, sequences: dict, failures: pd.DataFrame,
+                corpus=None) -> None:
     """Write a complete store (or shard) atomically.
 
     Parameters
     ----------
+    corpus : dict or None
+        ``root``, ``manifest_sha256`` and ``clip_ids`` (None: every row counts) of the corpus;
+        None for a shard, whose corpus the merge names.
     clips : DataFrame with n rows (strings)
     functionals : dict family -> (modality, values (n, d), names)
     sequences : dict family -> (modality, names, {clip_id: Stream})
     failures : DataFrame with :data:`FAILURE_COLUMNS`
     """
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
-        _write_header(h5, dataset, config, config_hash, versions, clips, failures)
+        _write_header(h5, dataset, config, config_hash, versions, clips, failures, corpus)
         _write_functionals(h5, functionals)
         for family, (modality, names, streams) in sequences.items():
             group = _sequence_group(h5, family, modality, names)
@@ -177,9 +231,14 @@ def write_store(path, *, dataset: str, config: dict, config_hash: str, versions:
                 _write_stream(group, clip_id, stream)
 
 
-def _write_header(h5, dataset, config, config_hash, versions, clips, failures):
+def _write_header(h5, dataset, config, config_hash, versions, clips, failures, corpus):
     h5.attrs.update(schema=SCHEMA, dataset=dataset, config=json.dumps(config, sort_keys=True),
                     config_hash=config_hash, versions=json.dumps(versions, sort_keys=True))
+    corpus = corpus or {}
+    group = h5.create_group("corpus")
+    group.attrs.update(root=corpus.get("root") or "", manifest_sha256=corpus.get("manifest_sha256") or "")
+    if corpus.get("clip_ids") is not None:
+        group.create_dataset("clip_id", data=_strings(sorted(corpus["clip_ids"])), dtype=_STR)
     group = h5.create_group("clips")
     group.attrs["columns"] = list(clips.columns)
     for column in clips.columns:
@@ -215,19 +274,30 @@ def _write_stream(group, clip_id, stream: Stream):
     data.attrs["unit"] = stream.unit
 
 
-def merge_stores(target, sources) -> None:
+def merge_stores(target, sources, *, corpus=None, keep=None) -> None:
     """Merge the stores ``sources`` (paths of one config, oldest first) into ``target``, atomically.
 
     For each clip the newest source that mentions it (stored or failed) wins, so a clip that
     was retried keeps only its latest outcome.  Clips are sorted by clip_id.  Sequence
     datasets are copied HDF5-to-HDF5 without passing through memory whole.
+
+    Parameters
+    ----------
+    corpus : dict or None
+        The corpus record to write (see :func:`write_store`); None: the newest source's.
+    keep : set of str or None
+        Clip ids to keep (stored rows and failures); None: all.
     """
     handles = [h5py.File(s, "r") for s in sources]
     try:
-        stores = [FeatureStore(h) for h in handles]
+        stores = [FeatureStore(h, include_stale=True) for h in handles]
         first = stores[0]
         if any(s.config_hash != first.config_hash for s in stores):
             raise StoreError(f"cannot merge stores of different configurations into {target}")
+        roots = {s.corpus["root"] for s in stores} - {""}
+        if corpus is None and len(roots) > 1:
+            raise StoreError(f"cannot merge stores of different corpora into {target}: {', '.join(sorted(roots))}")
+        corpus = corpus or next((s.corpus for s in reversed(stores) if s.corpus["root"]), None)
         # 1. The newest source mentioning each clip decides its row and its failures.
         latest, owner = {}, {}
         for i, store in enumerate(stores):
@@ -236,7 +306,9 @@ def merge_stores(target, sources) -> None:
             for row, clip_id in enumerate(store.clips["clip_id"]):
                 latest[clip_id] = i
                 owner[clip_id] = (i, row)
-        owner = {c: (i, row) for c, (i, row) in owner.items() if i == latest[c]}
+        if keep is not None:
+            latest = {c: i for c, i in latest.items() if c in keep}
+        owner = {c: (i, row) for c, (i, row) in owner.items() if i == latest.get(c)}
         order = sorted(owner)
         columns = list(dict.fromkeys(c for s in stores for c in s.clips.columns))
         clips = pd.DataFrame(
@@ -264,7 +336,7 @@ def merge_stores(target, sources) -> None:
             functionals[family] = (str(template.attrs["modality"]), values, names)
         with atomic_path(target) as tmp, h5py.File(tmp, "w") as h5:
             _write_header(h5, first.dataset, first.config, first.config_hash, first.versions,
-                          clips.astype(str), failures)
+                          clips.astype(str), failures, corpus)
             _write_functionals(h5, functionals)
             # 4. Sequences: copy each clip's dataset from its owner.
             for family in dict.fromkeys(f for s in stores for f in s.sequence_families()):
@@ -279,6 +351,21 @@ def merge_stores(target, sources) -> None:
             h.close()
 
 
+def prune_store(path) -> list:
+    """Remove the stale clips (no longer in the corpus) from the store at ``path``, atomically.
+
+    Returns
+    -------
+    removed : list of str
+        Their clip ids.
+    """
+    with FeatureStore.open(path, include_stale=True) as store:
+        removed, current = store.stale, store.corpus["clip_ids"]
+    if removed:
+        merge_stores(path, [path], keep=set(current))
+    return removed
+
+
 def check_store(path, *, expected_ids=None, nan_allowed=()) -> list:
     """Verify a store; return a list of problems (empty when it is sound).
 
@@ -287,7 +374,7 @@ def check_store(path, *, expected_ids=None, nan_allowed=()) -> list:
     NaN outside ``nan_allowed`` families except whole rows of a modality the clip lacks.
     """
     try:
-        store = FeatureStore.open(path)
+        store = FeatureStore.open(path, include_stale=True)
     except StoreError as err:
         return [str(err)]
     problems = []

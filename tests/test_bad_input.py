@@ -28,7 +28,7 @@ from extract.synthetic.corpus import Take, synthesize_take
 from features.audio import pitch
 from features.__main__ import main as features_main
 from features.runner import default_config, extract_clip, run_features
-from features.store import FeatureStore, store_path
+from features.store import FeatureStore, merge_stores, store_path
 from fusion.__main__ import main as fusion_main
 
 SR, FPS = 16000, 15.0
@@ -342,11 +342,16 @@ def test_rerun_retries_failures_and_picks_up_a_repaired_file(run, tmp_path):
     data, cache = tmp_path / "data", tmp_path / "cache"
     shutil.copytree(run.data, data)
     shutil.copytree(run.cache, cache)
+    store = store_path("synthetic", cache)
+    with FeatureStore.open(store) as copied:  # the copy of the corpus is the store's corpus now
+        merge_stores(store, [store], corpus={**copied.corpus, "root": str(data.resolve())})
     repaired = data / run.cases["corrupt_wav"].path.relative_to(run.data)
     shutil.copy(run.cases["good"].path, repaired)
     code, output = extract(data, cache)
     assert code == 3
-    assert f"1 done now, {len(STORED)} already stored, {len(FAILED) - 1} failed" in output
+    # the repaired clip and the clips with a failed modality are extracted again
+    assert (f"{1 + len(PARTIAL)} done now, {len(STORED) - len(PARTIAL)} already stored, {len(FAILED) - 1} failed, "
+            f"{len(PARTIAL)} with a failed modality") in output
     with FeatureStore.open(store_path("synthetic", cache)) as store:
         assert run.cases["corrupt_wav"].clip_id in set(store.clips["clip_id"])
         assert run.cases["corrupt_wav"].clip_id not in set(store.failures["clip_id"])

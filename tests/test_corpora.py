@@ -1,5 +1,8 @@
 """Corpus readers: names parsed, modalities paired, bad names listed, clear errors."""
 
+import hashlib
+import json
+
 import pytest
 
 from extract.corpora import CLIP_COLUMNS, parse_ravdess_name, read_corpus, read_cremad, read_manifest, read_ravdess
@@ -125,3 +128,47 @@ def test_real_ravdess_speech(real_speech):
     assert len(corpus.clips) == 720 and corpus.clips["speaker"].nunique() == 12
     assert (corpus.clips["video_path"] == "").all()
     assert corpus.clips["label"].value_counts()["neutral"] == 48
+
+
+def test_symlinked_actor_folders_are_followed_and_loops_stopped(tmp_path):
+    """A corpus folder holding links to Actor_NN folders elsewhere reads like the real one; a link
+    back up the tree is read once, and a link to a missing file is listed."""
+    elsewhere = tmp_path / "elsewhere"
+    touch(elsewhere / "Actor_01" / "03-01-05-01-01-01-01.wav")
+    touch(elsewhere / "Actor_02" / "03-01-03-02-02-01-02.wav")
+    data = tmp_path / "data"
+    data.mkdir()
+    for actor in ("Actor_01", "Actor_02"):
+        (data / actor).symlink_to(elsewhere / actor, target_is_directory=True)
+    (elsewhere / "Actor_01" / "loop").symlink_to(data, target_is_directory=True)  # data/Actor_01/loop -> data
+    (data / "03-01-01-01-01-01-03.wav").symlink_to(tmp_path / "gone.wav")
+    (data / "Actor_03").symlink_to(tmp_path / "unmounted" / "Actor_03", target_is_directory=True)
+    corpus = read_ravdess(data)
+    assert list(corpus.clips["clip_id"]) == ["01-03-02-02-01-02", "01-05-01-01-01-01"]
+    assert corpus.clips["audio_path"].str.startswith(str(data / "Actor_0")).all()
+    assert corpus.skipped == [(str(data / "03-01-01-01-01-01-03.wav"), "a link to something that does not exist"),
+                              (str(data / "Actor_03"), "a link to something that does not exist")]
+
+
+def test_sources_and_identity(tmp_path):
+    wav = touch(tmp_path / "Actor_01" / "03-01-05-01-01-01-01.wav")
+    touch(tmp_path / "Actor_01" / "02-01-05-01-01-01-01.mp4").write_bytes(b"four")
+    corpus = read_ravdess(tmp_path)
+    [sources] = [json.loads(s) for s in corpus.sources()]
+    assert sources == {"audio": ["Actor_01/03-01-05-01-01-01-01.wav", 1, wav.stat().st_mtime_ns],
+                       "video": ["Actor_01/02-01-05-01-01-01-01.mp4", 4, sources["video"][2]]}
+    assert corpus.identity() == {"root": str(tmp_path.resolve()), "manifest_sha256": ""}
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("audio_path,video_path,label,speaker\nActor_01/03-01-05-01-01-01-01.wav,,joy,S1\n")
+    listed = read_manifest(manifest)
+    assert listed.identity() == {"root": str(manifest.resolve()),
+                                 "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest()}
+    assert json.loads(listed.sources()[0])["audio"][0] == "Actor_01/03-01-05-01-01-01-01.wav"
+
+
+def test_vocal_channel_is_for_ravdess_only(tmp_path):
+    touch(tmp_path / "AudioWAV" / "1001_DFA_ANG_XX.wav")
+    with pytest.raises(CorpusError, match="vocal channel.*RAVDESS-shaped corpora only, not for cremad"):
+        read_corpus("cremad", tmp_path, vocal_channel="song")
+    touch(tmp_path / "Actor_01" / "03-02-05-01-01-01-01.wav")
+    assert list(read_corpus("synthetic", tmp_path, vocal_channel="song").clips["vocal_channel"]) == ["song"]

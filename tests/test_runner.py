@@ -1,5 +1,6 @@
 """The feature runner on a small synthetic corpus: store contents, resumption, kills, Dask, failures."""
 
+import hashlib
 import os
 import shutil
 import signal
@@ -164,3 +165,108 @@ def test_families_split_by_modality_and_unknown_names_are_refused():
     assert audio_only["video"]["families"] == default_config()["video"]["families"]
     with pytest.raises(EmofuseError, match="warp_drive"):
         default_config(["mfcc", "warp_drive"])
+
+
+@pytest.fixture
+def audio_only(corpus, tmp_path):
+    """The six clips' audio files alone, in a folder of their own."""
+    data = tmp_path / "audio-only"
+    data.mkdir()
+    for wav in sorted(corpus.glob("03-*.wav")):
+        shutil.copy2(wav, data / wav.name)
+    return data
+
+
+def test_an_audio_only_store_gets_video_once_the_corpus_has_it(corpus, audio_only, reference, tmp_path):
+    first = run_features("synthetic", audio_only, jobs=1, cache_dir=tmp_path, progress=False)
+    assert first.done == N_CLIPS
+    with FeatureStore.open(first.store) as store:
+        assert not store.has_modality("video") and set(store.clips["modalities"]) == {"audio"}
+    for mp4 in corpus.glob("02-*.mp4"):
+        shutil.copy2(mp4, audio_only / mp4.name)
+    second = run_features("synthetic", audio_only, jobs=2, cache_dir=tmp_path, progress=False)
+    assert (second.done, second.skipped) == (N_CLIPS, 0)
+    assert_same_store(second.store, reference)
+    with FeatureStore.open(second.store) as store:
+        assert set(store.clips["modalities"]) == {"audio video"}
+
+
+def test_changed_files_and_failed_modalities_are_extracted_again(audio_only, tmp_path):
+    wavs = sorted(audio_only.glob("03-*.wav"))
+    saved = wavs[0].read_bytes()
+    wavs[0].write_text("not audio")
+    assert features_main(["extract", "--dataset", "synthetic", "--data-dir", str(audio_only),
+                          "--cache-dir", str(tmp_path), "--jobs", "1", "--no-progress"]) == 3
+    again = run_features("synthetic", audio_only, jobs=1, cache_dir=tmp_path, progress=False)
+    assert (again.failed, again.skipped) == (1, N_CLIPS - 1)  # the failure is retried, the rest reused
+    wavs[0].write_bytes(saved)  # repaired
+    shutil.copy2(wavs[2], wavs[1])  # replaced by another take: new size or time
+    fixed = run_features("synthetic", audio_only, jobs=1, cache_dir=tmp_path, progress=False)
+    assert (fixed.done, fixed.failed, fixed.skipped) == (2, 0, N_CLIPS - 2)
+    with FeatureStore.open(fixed.store) as store:
+        assert store.failures.empty
+        X, _ = store.functionals(families=["mfcc"])
+        np.testing.assert_array_equal(X[1], X[2])
+
+
+def test_clips_gone_from_the_corpus_are_left_out_then_pruned(audio_only, tmp_path, capsys):
+    run_features("synthetic", audio_only, jobs=1, cache_dir=tmp_path, progress=False)
+    gone = sorted(audio_only.glob("03-*.wav"))[:2]
+    for wav in gone:
+        wav.unlink()
+    args = ["--dataset", "synthetic", "--cache-dir", str(tmp_path)]
+    assert features_main(["extract", *args, "--data-dir", str(audio_only), "--jobs", "1", "--no-progress"]) == 0
+    assert "2 stored clips are no longer in the corpus" in capsys.readouterr().out
+    path = store_path("synthetic", tmp_path)
+    with FeatureStore.open(path) as store:
+        assert len(store) == N_CLIPS - 2 and store.stale == sorted(w.stem[3:] for w in gone)
+        assert store.functionals("audio")[0].shape[0] == N_CLIPS - 2
+    assert features_main(["check", str(path)]) == 0
+    assert "2 stored clips are no longer in the corpus (not a problem" in capsys.readouterr().out
+    assert features_main(["prune", *args]) == 0
+    assert "removed 2 clips" in capsys.readouterr().out
+    with FeatureStore.open(path, include_stale=True) as store:
+        assert len(store) == N_CLIPS - 2 and store.stale == []
+
+
+def test_another_corpus_under_the_same_name_moves_the_store_aside(audio_only, tmp_path, capsys):
+    other = tmp_path / "other"
+    other.mkdir()
+    for wav in sorted(audio_only.glob("03-*.wav"))[:2]:
+        shutil.copy2(wav, other / wav.name)
+    run_features("synthetic", audio_only, jobs=1, cache_dir=tmp_path / "cache", progress=False)
+    summary = run_features("synthetic", other, jobs=1, cache_dir=tmp_path / "cache", progress=False)
+    assert "another corpus under the dataset name synthetic" in capsys.readouterr().out
+    assert (summary.done, summary.skipped) == (2, 0)
+    assert len(list((tmp_path / "cache" / "synthetic").glob("features-*.h5"))) == 1
+    with FeatureStore.open(summary.store) as store:
+        assert len(store) == 2 and store.corpus["root"] == str(other.resolve())
+
+
+def test_vocal_channel_song_reaches_the_extraction(audio_only, tmp_path):
+    """RAVDESS song takes (vocal channel 02) are read with --vocal-channel song, and the
+    Makefile fragment of the last run records it."""
+    for wav in sorted(audio_only.glob("03-*.wav"))[:2]:
+        wav.rename(wav.with_name("03-02" + wav.name[5:]))
+    assert features_main(["extract", "--dataset", "synthetic", "--data-dir", str(audio_only), "--cache-dir",
+                          str(tmp_path), "--jobs", "1", "--no-progress", "--vocal-channel", "song"]) == 0
+    with FeatureStore.open(store_path("synthetic", tmp_path)) as store:
+        assert list(store.clips["vocal_channel"]) == ["song", "song"]
+    last = (tmp_path / "last-features.mk").read_text()
+    assert f"LAST_DATA_DIR := {audio_only}\n" in last and "LAST_VOCAL_CHANNEL := song\n" in last
+    assert "LAST_DATASET := synthetic\n" in last
+
+
+def test_an_edited_manifest_is_another_corpus(audio_only, tmp_path, capsys):
+    manifest = tmp_path / "manifest.csv"
+    wavs = sorted(audio_only.glob("03-*.wav"))[:2]
+    rows = [f"{wav},,happy,A{k}" for k, wav in enumerate(wavs)]
+    manifest.write_text("audio_path,video_path,label,speaker\n" + "\n".join(rows) + "\n")
+    first = run_features("manifest", manifest, jobs=1, cache_dir=tmp_path, progress=False)
+    manifest.write_text("audio_path,video_path,label,speaker\n" + rows[0] + "\n" + rows[1].replace("happy", "sad"))
+    second = run_features("manifest", manifest, jobs=1, cache_dir=tmp_path, progress=False)
+    assert "another manifest under the dataset name manifest" in capsys.readouterr().out
+    assert (first.done, second.done) == (2, 2)
+    with FeatureStore.open(second.store) as store:
+        assert list(store.clips["label"]) == ["happy", "sad"]
+        assert store.corpus["manifest_sha256"] == hashlib.sha256(manifest.read_bytes()).hexdigest()

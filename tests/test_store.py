@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.store import FAILURE_COLUMNS, FeatureStore, StoreError, check_store, merge_stores, write_store
+from features.store import FAILURE_COLUMNS, FeatureStore, StoreError, check_store, merge_stores, prune_store, write_store
 from features.stream import Stream
 
 CONFIG = {"audio": {"sr": 16000}}
@@ -80,3 +80,49 @@ def test_not_a_store(tmp_path):
         h5.attrs["schema"] = "something else"
     with pytest.raises(StoreError, match="not an emofuse feature store"):
         FeatureStore.open(tmp_path / "x.h5")
+
+
+def test_stale_clips_are_left_out_aligned_and_pruned(tmp_path, caplog):
+    """Rows of clips no longer in the corpus are hidden from clips, functionals, sequences and
+    failures, rows stay aligned, and prune_store removes them from the file."""
+    path = shard(tmp_path / "s.h5", ["a-01", "b-02", "c-03"], failures=[("z-09", "audio", "z.wav", "cannot decode")])
+    corpus = {"root": "/corpus", "manifest_sha256": "", "clip_ids": ["a-01", "c-03"]}
+    merge_stores(path, [path], corpus=corpus)
+    with caplog.at_level("WARNING"), FeatureStore.open(path) as store:
+        assert "2 stored clips are no longer in the corpus and are left out (b-02, z-09)" in caplog.text
+        assert list(store.clips["clip_id"]) == ["a-01", "c-03"] and len(store) == 2
+        assert store.stale == ["b-02", "z-09"] and store.failures.empty
+        X, _ = store.functionals(families=["energy"])
+        np.testing.assert_array_equal(X[:, 0], [0.0, 4.0])  # rows 0 and 2 of the file
+        assert store.sequence("c-03", "energy").values.shape == (5, 1)
+        with pytest.raises(StoreError, match="b-02 is no longer in the corpus"):
+            store.sequence("b-02", "energy")
+        assert store.corpus["clip_ids"] == ["a-01", "c-03"] and store.corpus["root"] == "/corpus"
+    with FeatureStore.open(path, include_stale=True) as everything:
+        assert len(everything) == 3 and list(everything.failures["clip_id"]) == ["z-09"]
+    assert prune_store(path) == ["b-02", "z-09"]
+    with h5py.File(path, "r") as h5:
+        assert h5["clips/clip_id"].asstr()[()].tolist() == ["a-01", "c-03"]
+        assert list(h5["sequences/energy/clips"]) == ["a-01", "c-03"] and len(h5["failures/clip_id"]) == 0
+    assert prune_store(path) == [] and check_store(path) == []
+
+
+def test_merge_keeps_the_corpus_record_and_refuses_two_corpora(tmp_path):
+    a = shard(tmp_path / "a.h5", ["a-01"])
+    merge_stores(a, [a], corpus={"root": "/one", "manifest_sha256": "", "clip_ids": ["a-01", "b-01"]})
+    b = shard(tmp_path / "b.h5", ["b-01"])  # a shard: no corpus of its own
+    merge_stores(tmp_path / "m.h5", [a, b])
+    with FeatureStore.open(tmp_path / "m.h5") as store:
+        assert store.corpus == {"root": "/one", "manifest_sha256": "", "clip_ids": ["a-01", "b-01"]}
+        assert list(store.clips["clip_id"]) == ["a-01", "b-01"] and store.stale == []
+    merge_stores(b, [b], corpus={"root": "/two", "manifest_sha256": "", "clip_ids": ["b-01"]})
+    with pytest.raises(StoreError, match="different corpora.*/one, /two"):
+        merge_stores(tmp_path / "m2.h5", [a, b])
+
+
+def test_store_of_another_emofuse_version_says_so(tmp_path):
+    path = shard(tmp_path / "s.h5", ["a-01"])
+    with h5py.File(path, "a") as h5:
+        h5.attrs["schema"] = "emofuse-features/1"
+    with pytest.raises(StoreError, match="another emofuse version.*run `make features` again"):
+        FeatureStore.open(path)
