@@ -310,7 +310,7 @@ def run_features(dataset: str, data_dir, *, jobs: int = 2, cache_dir="cache", co
     start = time.perf_counter()
     done = failed = partial = 0
     cpu = media = 0.0
-    pool = _pool(scheduler, jobs, todo, cluster_timeout) if todo else InlinePool()
+    pool = _pool(scheduler, jobs, todo, config, cluster_timeout) if todo else InlinePool()
     writer = _ShardWriter(store, shards, sources, dataset, config)
     try:
         with tqdm(total=len(todo), disable=not progress, unit="clip", desc=f"features {dataset}") as bar:
@@ -340,13 +340,13 @@ MAX_SHARDS = 256
 """Shards kept before they are merged into the store during a run (each merge opens them all)."""
 
 
-def _pool(scheduler, jobs: int, todo: list, cluster_timeout: float):
+def _pool(scheduler, jobs: int, todo: list, config: dict, cluster_timeout: float):
     """Where the clips run: a Dask cluster, ``jobs`` local processes, or this process."""
     if scheduler:
         # Every worker must read the corpus: the first and the last clip's files are checked.
         probe = [c[f"{m}_path"] for c in (todo[0], todo[-1]) for m in ("audio", "video") if c.get(f"{m}_path")]
         return DaskPool(scheduler, sorted(set(probe)), timeout=cluster_timeout)
-    return LocalPool(jobs) if jobs > 1 else InlinePool()
+    return LocalPool(jobs, _prepare_worker, (config,)) if jobs > 1 else InlinePool()
 
 
 def _batches(items, size: int):
