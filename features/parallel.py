@@ -13,9 +13,14 @@ import itertools
 import multiprocessing
 import os
 import resource
+import signal
+import socket
+import subprocess
 import sys
 import time
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from pathlib import Path
 
 from .errors import WorkerError
 
@@ -254,3 +259,48 @@ def probe_worker(paths) -> list:
     """Run on each Dask worker: import the feature stage and return the ``paths`` it cannot read."""
     importlib.import_module("features.runner")
     return [p for p in paths if not os.access(p, os.R_OK)]
+
+
+@contextmanager
+def local_cluster(workdir, n_workers: int = 2, *, env=None, python=(sys.executable,)):
+    """A ``dask scheduler`` and ``n_workers`` ``dask worker --nthreads 1`` processes on 127.0.0.1,
+    started in ``workdir`` the way cluster nodes start them (for benchmarks and tests).
+
+    Yields ``(address, processes)``, scheduler first; every process and its children (the
+    workers' nannies start the workers) is ended on exit.  ``env`` is their environment
+    (default: this one); ``python`` the interpreter command that runs them.  Logs go to
+    ``workdir/<scheduler|worker>-<i>.log``.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    started = []
+
+    def start(role, *args):
+        with open(workdir / f"{role}-{len(started)}.log", "wb") as log:
+            started.append(subprocess.Popen([*python, "-m", f"distributed.cli.dask_{role}", *args], cwd=workdir,
+                                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+
+    try:
+        start("scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard")
+        for i in range(n_workers):
+            start("worker", address, "--nthreads", "1", "--no-dashboard", "--death-timeout", "60", "--name", f"node-{i}")
+        yield address, list(started)
+    finally:
+        for proc in reversed(started):
+            end_process_group(proc)
+
+
+def end_process_group(proc, sig=signal.SIGTERM, timeout: float = 20.0) -> None:
+    """End ``proc`` (started with ``start_new_session=True``) and every process it started."""
+    try:
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=timeout)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -244,7 +244,7 @@ class RunSummary:
                 f"{self.seconds:.1f} s wall")
         if self.media_seconds:
             text += (f"; real-time factor {self.rtf:.4f} per core (wall x {self.cores} cores / "
-                     f"{self.media_seconds:.0f} s of media), {self.steps_rtf:.4f} in the clips' own work "
+                     f"{self.media_seconds:.1f} s of media), {self.steps_rtf:.4f} in the clips' own work "
                      f"({self.rtf / self.steps_rtf:.2f}x)")
         return text
 

@@ -11,13 +11,12 @@ import sysconfig
 import threading
 import time
 import tomllib
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from features.errors import WorkerError
-from features.parallel import DaskPool
+from features.parallel import DaskPool, end_process_group, local_cluster
 from features.runner import run_features
 from features.store import FeatureStore, store_path
 from test_runner import N_CLIPS, assert_same_store, corpus, reference  # noqa: F401 (fixtures)
@@ -26,60 +25,14 @@ REPO = Path(__file__).resolve().parents[1]
 distributed = pytest.importorskip("distributed")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _dask_command(*args, with_emofuse=True) -> list:
-    """``dask scheduler|worker ...`` from this environment; without emofuse, Python starts without
-    its site hooks (so no installed emofuse) and sees the environment's packages by PYTHONPATH."""
-    if with_emofuse:
-        return [sys.executable, "-m", f"distributed.cli.dask_{args[0]}", *args[1:]]
-    return [sys.executable, "-S", "-m", f"distributed.cli.dask_{args[0]}", *args[1:]]
-
-
-@contextmanager
-def dask_cluster(workdir: Path, n_workers=2, *, with_emofuse=True):
-    """A scheduler and ``n_workers`` single-threaded workers on 127.0.0.1, started in ``workdir``
-    (outside the repository); yields (address, worker processes); every process is ended after."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
+def node_environment(with_emofuse=True) -> tuple[dict, tuple]:
+    """Environment and interpreter command of cluster processes: emofuse importable through
+    PYTHONPATH, or absent (Python without its site hooks, so no installed emofuse, seeing this
+    environment's packages through PYTHONPATH)."""
     site = sysconfig.get_paths()
-    env = {**os.environ, "PYTHONPATH": str(REPO) if with_emofuse else os.pathsep.join({site["purelib"],
-                                                                                      site["platlib"]})}
-    env.pop("PYTHONSTARTUP", None)
-    started = []
-
-    def start(*args):
-        log = open(workdir / f"{args[0]}-{len(started)}.log", "wb")
-        started.append(subprocess.Popen(_dask_command(*args, with_emofuse=with_emofuse), cwd=workdir, env=env,
-                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
-        log.close()
-        return started[-1]
-
-    try:
-        start("scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard")
-        workers = [start("worker", address, "--nthreads", "1", "--no-dashboard", "--death-timeout", "60",
-                         "--name", f"node-{i}") for i in range(n_workers)]
-        yield address, workers
-    finally:
-        for proc in reversed(started):
-            kill(proc)
-
-
-def kill(proc, sig=signal.SIGTERM) -> None:
-    """End a process started in its own session, and everything it started."""
-    try:
-        os.killpg(proc.pid, sig)
-        proc.wait(timeout=20)
-    except ProcessLookupError:
-        pass
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    path = str(REPO) if with_emofuse else os.pathsep.join(dict.fromkeys([site["purelib"], site["platlib"]]))
+    python = (sys.executable,) if with_emofuse else (sys.executable, "-S")
+    return {**os.environ, "PYTHONPATH": path}, python
 
 
 def features_cli(corpus_dir, cache, address, timeout):
@@ -94,7 +47,8 @@ def features_cli(corpus_dir, cache, address, timeout):
 
 @pytest.mark.slow
 def test_scheduler_and_worker_processes_give_the_local_store(corpus, reference, tmp_path):  # noqa: F811
-    with dask_cluster(tmp_path / "nodes") as (address, _):
+    env, python = node_environment()
+    with local_cluster(tmp_path / "nodes", env=env, python=python) as (address, _):
         done, _ = features_cli(corpus, tmp_path / "cache", address, timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"{N_CLIPS} done now" in done.stdout and "wall x 2 cores" in done.stdout
@@ -103,7 +57,8 @@ def test_scheduler_and_worker_processes_give_the_local_store(corpus, reference, 
 
 @pytest.mark.slow
 def test_workers_without_emofuse_stop_the_run_with_the_remedy(corpus, tmp_path):  # noqa: F811
-    with dask_cluster(tmp_path / "nodes", n_workers=1, with_emofuse=False) as (address, _):
+    env, python = node_environment(with_emofuse=False)
+    with local_cluster(tmp_path / "nodes", n_workers=1, env=env, python=python) as (address, _):
         done, seconds = features_cli(corpus, tmp_path / "cache", address, timeout=120)
     assert done.returncode == 2
     assert "cannot import emofuse" in done.stderr and "No module named 'features'" in done.stderr
@@ -116,15 +71,16 @@ def test_lost_workers_stop_the_run_and_finished_clips_stay(corpus, tmp_path):  #
     """Kill every worker after the first clip is written: the run stops within its timeout, and
     the clips written before are in the store."""
     cache = tmp_path / "cache"
-    with dask_cluster(tmp_path / "nodes") as (address, workers):
+    env, python = node_environment()
+    with local_cluster(tmp_path / "nodes", env=env, python=python) as (address, processes):
         def kill_after_first_shard():
             deadline = time.monotonic() + 120
             while not list((cache / "synthetic").glob("features.parts-*/shard-*.h5")):
                 if time.monotonic() > deadline:
                     return
                 time.sleep(0.02)
-            for worker in workers:
-                kill(worker, signal.SIGKILL)
+            for worker in processes[1:]:
+                end_process_group(worker, signal.SIGKILL)
 
         killer = threading.Thread(target=kill_after_first_shard)
         killer.start()
@@ -149,9 +105,12 @@ def test_workers_that_cannot_read_the_corpus_are_named(tmp_path):
 
 
 def test_no_scheduler_is_a_quick_clear_error(tmp_path):
+    with socket.socket() as s:  # a port nothing listens on once it is closed
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
     start = time.monotonic()
     with pytest.raises(WorkerError, match="cannot reach the Dask scheduler.*dask scheduler"):
-        DaskPool(f"tcp://127.0.0.1:{_free_port()}", timeout=3)
+        DaskPool(f"tcp://127.0.0.1:{closed_port}", timeout=3)
     assert time.monotonic() - start < 30
 
 
