@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -65,7 +66,7 @@ class InlinePool:
     in_flight = 1
 
     def __init__(self):
-        self._calls = {}
+        self._calls = {}  # future -> (function, args), not yet run
 
     def submit(self, function, *args):
         future = concurrent.futures.Future()
@@ -94,20 +95,21 @@ class InlinePool:
         pass
 
 
-class LocalPool(InlinePool):
+class LocalPool:
     """``jobs`` worker processes on this machine.
 
-    On Linux they are forked from this process after ``initializer(*initargs)`` ran here, so
-    they start with its imports and warmed-up kernels instead of paying for both again (seconds
-    per worker); elsewhere they are spawned and each runs ``initializer`` itself.  The workers
-    start at once, before the caller starts threads of its own.
+    On Linux, from a process with no other thread running (a command line), they are forked
+    from this process after ``initializer(*initargs)`` ran here, so they start with its imports
+    and warmed-up kernels instead of paying for both again (seconds per worker).  Elsewhere
+    (other systems, or threads that a fork could leave holding locks) they are spawned and
+    each runs ``initializer`` itself.  The workers start at once, before the caller starts
+    threads of its own.
     """
 
     def __init__(self, jobs: int, initializer=None, initargs=(), *, in_flight_per_worker: int = 4):
-        super().__init__()
         self.cores = min(jobs, os.cpu_count() or jobs)
         self.in_flight = in_flight_per_worker * jobs
-        fork = sys.platform == "linux"
+        fork = sys.platform == "linux" and threading.active_count() == 1
         if fork and initializer is not None:
             initializer(*initargs)
         self._executor = concurrent.futures.ProcessPoolExecutor(
@@ -120,6 +122,9 @@ class LocalPool(InlinePool):
 
     def wait(self, futures):
         return concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_COMPLETED)[0]
+
+    def check(self):
+        pass  # wait() returns only when a clip finished; a dead worker breaks the pool, see result()
 
     def result(self, future, item):
         try:

@@ -12,6 +12,8 @@ import pytest
 
 from extract.synthetic import generate_corpus
 from features.__main__ import main as features_main
+from features.errors import WorkerError
+from features.parallel import InlinePool, LocalPool, unordered
 from features.runner import default_config, extract_file_features, run_features
 from features.store import FeatureStore, check_store, store_path
 
@@ -153,3 +155,21 @@ def test_extract_file_features_matches_store(corpus, reference):
     assert file_names == names
     np.testing.assert_allclose(values, expected[0], rtol=1e-6)
     assert "hog" not in features
+
+
+@pytest.mark.parametrize("pool", [InlinePool, lambda: LocalPool(2)], ids=["inline", "local"])
+def test_pools_hand_back_every_result_once(pool):
+    pool = pool()
+    try:
+        assert sorted(unordered(pool, pow, range(20), 2)) == [i ** 2 for i in range(20)]
+    finally:
+        pool.close()
+
+
+def test_a_dying_local_worker_is_a_clear_error():
+    pool = LocalPool(2)
+    try:
+        with pytest.raises(WorkerError, match="worker process died while computing clip 7"):
+            list(unordered(pool, os._exit, [7]))
+    finally:
+        pool.close()
