@@ -62,10 +62,13 @@ export PYTHONHASHSEED := 0
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt
+# The pinned dependencies, then emofuse itself (editable, so its stages import from any
+# directory and edits take effect): Dask workers started elsewhere find it too.
+$(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements.txt
+	$(VENV)/bin/pip install --quiet --no-deps -e .
 	touch $@
 
 # The synthetic corpus is built when missing; real corpora must already be at DATA_DIR.

@@ -1,21 +1,27 @@
-"""Benchmarks of the feature stage, written to ``reports/bench.md`` (``make bench``).
+"""Benchmarks of the feature stage and of whole runs, written to ``reports/bench.md`` (``make bench``).
 
-Every figure is a real-time factor: CPU seconds per second of media, on one core (BLAS,
-OpenMP and OpenCV limited to one thread), measured in this one run, so ratios between rows
-are fair even on a busy machine.  Inputs are RAVDESS-shaped: the real RAVDESS clips in
-``../shared/data`` when present, otherwise synthetic clips of the same format (48 kHz audio,
-1280x720 30 fps video, about 3.5 s).
+Step figures are real-time factors: CPU seconds per second of media, on one core (BLAS,
+OpenMP and OpenCV limited to one thread).  Whole runs time ``python -m features extract``
+as a user waits for it: wall seconds x cores / seconds of media, beside the sum of the step
+figures from the same benchmark run and their ratio; then clips/s and the peak memory of all
+processes as the corpus grows (real clips replicated under new actor numbers), a Dask run
+through a local scheduler and two worker processes, and the time of fusion + evaluation.
+All rows come from one run, so ratios between them are fair even on a busy machine.  Inputs
+are RAVDESS-shaped: the real RAVDESS clips in ``../shared/data`` when present, otherwise
+synthetic clips of the same format (48 kHz audio, 1280x720 30 fps video, about 3.5 s).
 
-    python -m features.bench --out reports/bench.md [--clips 12]
+    python -m features.bench --out reports/bench.md [--clips 12] [--corpus-sizes 240 720 2400]
 """
 
 import argparse
 import os
-import shutil
+import re
+import resource
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -25,11 +31,13 @@ import psutil
 from threadpoolctl import threadpool_limits
 
 from extract.decode import iter_grey_frames, load_audio, video_info
+from extract.errors import DecodeError
 from extract.faces import track_faces
 from extract.synthetic.corpus import Take, synthesize_take
 
 from .audio import AudioConfig, audio_streams, chroma, egemaps, energy, log_mel, mfcc, pitch, warm_up, zero_crossing_rate
 from .functionals import functionals
+from .parallel import cpu_seconds, local_cluster
 from .stip import stip_features
 from .video import VideoConfig, frame_functionals, hog_stream, summary_hog
 from .runner import FACE_DEFAULTS
@@ -39,12 +47,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def cpu_time(function, *args, repeat=1, **kwargs):
-    """CPU seconds of one call (best of ``repeat``) and its result."""
+    """CPU seconds of one call, its ffmpeg subprocesses included (best of ``repeat``), and its result."""
     best, result = float("inf"), None
     for _ in range(repeat):
-        start = time.process_time()
+        start = cpu_seconds()
         result = function(*args, **kwargs)
-        best = min(best, time.process_time() - start)
+        best = min(best, cpu_seconds() - start)
     return best, result
 
 
@@ -151,6 +159,9 @@ def bench_audio(paths) -> list:
 
 # ---------------------------------------------------------------- video
 
+AV_AUDIO = "audio set of the same clips (audio track decoded by ffmpeg, all audio features)"
+
+
 def bench_video(paths) -> list:
     """RTF of each video step on ``paths``, then references: OpenCV's colour decoding and the
     whole-frame face search every ``detect_every`` frames that tracking replaces."""
@@ -158,7 +169,7 @@ def bench_video(paths) -> list:
     steps = ["decode to grey (PyAV, luma plane)", "face detection + tracking + crops", "HOG per frame + functionals",
              "summary-image HOG", f"STIP ({len(config.stip_scales)} scales)"]
     references = ["reference: decode to BGR (OpenCV)", "reference: whole-frame face search, no tracking"]
-    seconds, timings = 0.0, dict.fromkeys(steps + references, 0.0)
+    seconds, timings = 0.0, dict.fromkeys(steps + [AV_AUDIO] + references, 0.0)
     for path in paths:  # each step: best of 3 runs, which filters out other processes' interference
         fps = video_info(path).fps
         # Decoding streams frames through (as the runner does); the later steps get them kept.
@@ -172,13 +183,17 @@ def bench_video(paths) -> list:
         timings[steps[3]] += cpu_time(summary_hog, track.crops, track.valid, repeat=3)[0]
         timings[steps[4]] += cpu_time(stip_features, track.crops, track.valid, track.fps, scales=config.stip_scales,
                                       repeat=3)[0]
+        try:  # the whole audio set from the clip's own audio track (absent from synthetic clips)
+            timings[AV_AUDIO] += cpu_time(emofuse_audio, path, AudioConfig(), repeat=3)[0]
+        except DecodeError:
+            pass
         timings[references[0]] += cpu_time(lambda: sum(1 for _ in opencv_frames(path)), repeat=3)[0]
         whole_frame_search = {**FACE_DEFAULTS, "track_face_px": None}
         timings[references[1]] += cpu_time(lambda: track_faces(iter(frames), fps, **whole_frame_search), repeat=3)[0]
         del frames
     rows = [(name, timings[name] / seconds) for name in steps]
     rows.append(("**whole video set**", sum(timings[name] for name in steps) / seconds))
-    rows += [(name, timings[name] / seconds) for name in references]
+    rows += [(name, timings[name] / seconds) for name in [AV_AUDIO] + references]
     return rows, seconds
 
 
@@ -194,62 +209,180 @@ def opencv_frames(path):
 
 # ---------------------------------------------------------------- corpus runs
 
-def tree_peak_rss(command, cwd) -> tuple[float, float]:
-    """Run ``command``; return (wall seconds, peak resident memory of its process tree in MiB)."""
+SPEECH_TAKES = [(emotion, intensity, statement, repetition)
+                for emotion in ("01", "02", "03", "04", "05", "06", "07", "08")
+                for intensity in (("01",) if emotion == "01" else ("01", "02"))
+                for statement in ("01", "02") for repetition in ("01", "02")]
+"""The 60 (emotion, intensity, statement, repetition) takes of one RAVDESS speech actor."""
+
+
+def replicate(paths, n_clips: int, modality: str, folder: Path) -> Path:
+    """``folder`` filled with ``n_clips`` RAVDESS-named symbolic links to ``paths`` (cycled), 60
+    takes per actor under actors 01, 02, ... (``modality`` "03" audio, "01" audio-video)."""
+    folder.mkdir(parents=True)
+    suffix = paths[0].suffix
+    for k in range(n_clips):
+        emotion, intensity, statement, repetition = SPEECH_TAKES[k % len(SPEECH_TAKES)]
+        name = f"{modality}-01-{emotion}-{intensity}-{statement}-{repetition}-{1 + k // len(SPEECH_TAKES):02d}{suffix}"
+        (folder / name).symlink_to(Path(paths[k % len(paths)]).resolve())
+    return folder
+
+
+def extract_run(data: Path, cache: Path, *, jobs=2, scheduler=None, watch=()) -> dict:
+    """Time ``python -m features extract`` on ``data`` as a user waits for it.
+
+    Returns wall seconds; CPU seconds and peak resident memory (MiB) of its processes and of
+    ``watch`` (more processes, e.g. Dask workers, with their children); and the clips, cores and
+    seconds of media from the run's summary line.  CPU seconds, unlike wall seconds, do not
+    grow when other work shares the machine.
+    """
+    command = [sys.executable, "-m", "features", "extract", "--dataset", "ravdess", "--data-dir", str(data),
+               "--cache-dir", str(cache), "--jobs", str(jobs), "--no-progress",
+               *(["--scheduler", scheduler] if scheduler else [])]
+    watched = [p for w in watch for p in (psutil.Process(w.pid), *psutil.Process(w.pid).children(recursive=True))]
+    cpu_before = sum(_cpu(p) for p in watched) + _children_cpu()
     start = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    parent, peak = psutil.Process(proc.pid), 0
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    roots, peak = [psutil.Process(proc.pid), *watched], 0
     while proc.poll() is None:
         try:
-            procs = [parent, *parent.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()))
+            procs = [p for root in roots for p in (root, *root.children(recursive=True))]
+            peak = max(peak, sum(p.memory_info().rss for p in set(procs) if p.is_running()))
         except psutil.Error:
             pass
         time.sleep(0.05)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, command))} failed with {proc.returncode}")
-    return time.perf_counter() - start, peak / 2**20
+    wall = time.perf_counter() - start
+    cpu = sum(_cpu(p) for p in watched) + _children_cpu() - cpu_before  # the run's processes are reaped now
+    output = proc.stdout.read()
+    summary = re.search(r": (\d+) clips; .* x (\d+) cores / ([\d.]+) s of media", output)
+    if proc.returncode not in (0, 3) or not summary:  # 3: some clip or modality failed (listed)
+        raise RuntimeError(f"{' '.join(command)} failed with {proc.returncode}:\n{output[-2000:]}")
+    clips, cores, media = int(summary[1]), int(summary[2]), float(summary[3])
+    return {"clips": clips, "wall": wall, "cpu": cpu, "peak": peak / 2**20, "media": media, "cores": cores,
+            "rtf": wall * cores / media, "cpu_rtf": cpu / media, "summary": output.strip().splitlines()[0]}
 
 
-def bench_runs(paths, workdir: Path) -> list:
-    """Corpus runs of n and 2n clips with 1 and 2 jobs: (clips, jobs, wall s, peak MiB) each."""
+def _cpu(process) -> float:
+    try:
+        times = process.cpu_times()
+        return times.user + times.system
+    except psutil.Error:
+        return 0.0
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's children that have ended (and theirs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def bench_corpus(speech: list, video: list, sizes, workdir: Path, n_speech: int, av_clips: int = 64) -> dict:
+    """Whole runs: the whole speech set (JOBS=2, and through a local Dask scheduler with two
+    single-threaded workers), the speech set replicated to each of ``sizes``, and the video
+    clips (with their audio tracks) replicated to 64 audio-visual clips."""
+    runs = {}
+    speech_dir = replicate(speech, n_speech, "03", workdir / "speech")
+    runs["speech"] = extract_run(speech_dir, workdir / "cache-speech")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with local_cluster(workdir / "nodes", 2, env=env) as (address, processes):
+        from distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+        runs["dask"] = extract_run(speech_dir, workdir / "cache-dask", scheduler=address, watch=processes)
+    for n in sizes:
+        runs[n] = runs["speech"] if n == n_speech else \
+            extract_run(replicate(speech, n, "03", workdir / f"speech-{n}"), workdir / f"cache-{n}")
+    runs["av"] = extract_run(replicate(video, av_clips, "01", workdir / "av"), workdir / "cache-av")
+    return runs
+
+
+def bench_stages(cache: Path, methods, workdir: Path) -> list:
+    """Wall seconds of ``python -m fusion`` (LOSO) and of ``python -m classify evaluate`` with
+    the light classifiers, per fusion method, on the store in ``cache``."""
     rows = []
-    for jobs in (1, 2):
-        for n_clips in (len(paths) // 2, len(paths)):
-            data, cache = workdir / f"corpus-{n_clips}-{jobs}", workdir / f"cache-{n_clips}-{jobs}"
-            data.mkdir()
-            for p in paths[:n_clips]:
-                shutil.copy(p, data / p.name)
-            wall, peak = tree_peak_rss([sys.executable, "-m", "features", "extract", "--dataset", "ravdess",
-                                        "--data-dir", str(data), "--cache-dir", str(cache), "--jobs", str(jobs),
-                                        "--no-progress"], REPO)
-            rows.append((n_clips, jobs, wall, peak))
+    for method in methods:
+        row = [method]
+        for command in (["fusion", "--dataset", "ravdess", "--method", method, "--protocol", "loso",
+                         "--cache-dir", str(cache)],
+                        ["classify", "evaluate", "--dataset", "ravdess", "--method", method, "--classifier", "light",
+                         "--cache-dir", str(cache), "--reports-dir", str(workdir / "reports")]):
+            start = time.perf_counter()
+            done = subprocess.run([sys.executable, "-m", *command], cwd=REPO, capture_output=True, text=True)
+            row.append(time.perf_counter() - start if done.returncode == 0 else
+                       f"failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
+        rows.append(tuple(row))
     return rows
 
 
-def steady_throughput(rows, jobs) -> float:
-    """Clips per second once workers are up: the extra clips over the extra time, n -> 2n."""
-    (n1, _, t1, _), (n2, _, t2, _) = [r for r in rows if r[1] == jobs]
-    return (n2 - n1) / (t2 - t1)
+def _seconds(value) -> str:
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
+
+
+def corpus_lines(runs, sizes, steps_audio, steps_av, stage_rows, speech_source) -> list:
+    speech, av, dask = runs["speech"], runs["av"], runs["dask"]
+    load = os.getloadavg()
+    return [
+        "## Whole runs (`python -m features extract`, as a user waits for it)", "",
+        "RTF per core of a whole run = wall seconds (start-up included) x cores / seconds of media, what a user "
+        "waits for; CPU RTF = CPU seconds of all its processes / seconds of media, which other work on the machine "
+        "does not inflate.  The steps are the step figures above, summed; the ratios compare each RTF with them.  "
+        f"Load average at the end of the benchmark: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on "
+        f"{os.cpu_count()} cores.", "",
+        "| run | clips | media s | wall s | RTF per core | CPU RTF | sum of the steps | ratios |",
+        "|---|---|---|---|---|---|---|---|",
+        *[f"| {name} | {r['clips']} | {r['media']:.0f} | {r['wall']:.1f} | {r['rtf']:.4f} | {r['cpu_rtf']:.4f} | "
+          f"{steps:.4f} | {r['rtf'] / steps:.2f}x, {r['cpu_rtf'] / steps:.2f}x |"
+          for name, r, steps in [(f"{speech_source}, JOBS=2", speech, steps_audio),
+                                 ("the same through a local Dask scheduler + 2 workers (`--nthreads 1`)", dask,
+                                  steps_audio),
+                                 ("1280x720 audio-visual mp4 (the video clips above, replicated), JOBS=2", av,
+                                  steps_av)]], "",
+        "Targets: ratio within 1.15x; 720 real speech clips at RTF <= 0.03 per core; 60 or more audio-visual "
+        "clips at <= 0.15.", "",
+        "| clips (speech, replicated) | wall s | clips/s | CPU RTF | peak memory of all processes, MiB |",
+        "|---|---|---|---|---|",
+        *[f"| {n} | {runs[n]['wall']:.1f} | {n / runs[n]['wall']:.1f} | {runs[n]['cpu_rtf']:.4f} | "
+          f"{runs[n]['peak']:.0f} |" for n in sizes],
+        f"| {dask['clips']} through Dask (client, scheduler, workers) | {dask['wall']:.1f} | "
+        f"{dask['clips'] / dask['wall']:.1f} | {dask['cpu_rtf']:.4f} | {dask['peak']:.0f} |", "",
+        f"Peak memory from {sizes[0]} to {sizes[-1]} clips: {runs[sizes[-1]]['peak'] / runs[sizes[0]]['peak']:.2f}x "
+        "(target: within 10 %).", "",
+        f"## Fusion and evaluation ({speech['clips']} clips of the JOBS=2 run, LOSO, light classifiers)", "",
+        "| method | `python -m fusion` s | `python -m classify evaluate` s |", "|---|---|---|",
+        *[f"| {m} | {_seconds(f)} | {_seconds(e)} |" for m, f, e in stage_rows], "",
+    ]
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m features.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("reports/bench.md"))
-    parser.add_argument("--clips", type=int, default=12, help="audio clips to time")
-    parser.add_argument("--run-clips", type=int, default=240,
-                        help="clips of the largest corpus run (half as many in the smaller one; the extra time of "
-                             "120 clips stands well above the start-up noise of a few seconds)")
+    parser.add_argument("--clips", type=int, default=12, help="audio clips to time step by step")
+    parser.add_argument("--speech-clips", type=int, default=720,
+                        help="speech clips of the whole runs (720: every real clip; synthetic ones are cycled)")
+    parser.add_argument("--corpus-sizes", type=int, nargs="+", default=[240, 720, 2400],
+                        help="clips of the growing speech runs (the whole speech set's size reuses its run)")
+    parser.add_argument("--av-clips", type=int, default=64, help="audio-visual clips of the whole run")
+    parser.add_argument("--methods", nargs="*", default=["concat", "mfa", "zebra"],
+                        help="fusion methods to time with evaluation")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
-    with tempfile.TemporaryDirectory() as tmp, threadpool_limits(1):
+    with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        audio_paths, audio_source = audio_inputs(args.clips, workdir)
-        audio_rows, audio_seconds, speedup = bench_audio(audio_paths)
-        video_paths, video_source = video_inputs(workdir)
-        video_rows, video_seconds = bench_video(video_paths)
-        run_rows = bench_runs(audio_inputs(args.run_clips, workdir)[0], workdir)
+        with threadpool_limits(1):
+            audio_paths, audio_source = audio_inputs(args.clips, workdir)
+            audio_rows, audio_seconds, speedup = bench_audio(audio_paths)
+            video_paths, video_source = video_inputs(workdir)
+            video_rows, video_seconds = bench_video(video_paths)
+        sources = workdir / "speech-sources"
+        sources.mkdir()
+        real = (SHARED / "ravdess-speech").is_dir()
+        speech, speech_source = audio_inputs(args.speech_clips if real else min(args.speech_clips, 60), sources)
+        runs = bench_corpus(speech, video_paths, args.corpus_sizes, workdir, args.speech_clips, args.av_clips)
+        stage_rows = bench_stages(workdir / "cache-speech", args.methods, workdir)
+    steps_audio = dict(audio_rows)["**emofuse whole audio set (decode, 6 streams, functionals, eGeMAPS)**"]
+    steps_av = dict(video_rows)["**whole video set**"] + dict(video_rows)[AV_AUDIO]
     lines = [
         "# emofuse benchmarks", "",
         f"Machine: {os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M')}. Real-time factor (RTF) = CPU seconds "
@@ -263,15 +396,7 @@ def main(argv=None) -> int:
         "| step | RTF per core |", "|---|---|",
         *[f"| {name} | {rtf:.4f} |" for name, rtf in video_rows], "",
         "Target for the whole video set: 0.15 per core.", "",
-        "## Corpus runs (`python -m features extract`, real or synthetic audio clips)", "",
-        "| clips | JOBS | wall s (with start-up and warm-up) | peak memory of the process tree, MiB |",
-        "|---|---|---|---|",
-        *[f"| {n} | {j} | {w:.1f} | {m:.0f} |" for n, j, w, m in run_rows], "",
-        f"Steady throughput (extra clips / extra seconds from {run_rows[0][0]} to {run_rows[1][0]} clips): "
-        f"{steady_throughput(run_rows, 1):.2f} clips/s with 1 job, {steady_throughput(run_rows, 2):.2f} with 2 "
-        f"({steady_throughput(run_rows, 2) / steady_throughput(run_rows, 1):.2f}x). Peak memory with 2 jobs for "
-        f"{run_rows[3][0]} / {run_rows[2][0]} clips: {run_rows[3][3] / run_rows[2][3]:.2f}x (flat means close to 1).",
-        "",
+        *corpus_lines(runs, args.corpus_sizes, steps_audio, steps_av, stage_rows, speech_source),
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))

@@ -2,22 +2,23 @@
 
 One clip's path reads top to bottom in :func:`extract_clip`: decode audio -> audio streams ->
 functionals (+ eGeMAPS); decode video -> face track -> HOG and STIP.  :func:`run_features`
-farms clips out to joblib workers (or a Dask cluster), writes finished clips in shards and
-merges them into the store, so that a killed run resumes where it stopped.
+farms clips out to local worker processes (or a Dask cluster, see :mod:`features.parallel`),
+takes results as they finish, writes them in shards from a background thread and merges the
+shards into the store at the end, so that a killed run resumes where it stopped.
 """
 
 import hashlib
 import json
 import os
+import queue
+import threading
 import time
 import traceback
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
 import cv2
-import joblib
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
@@ -31,6 +32,7 @@ from extract.faces import track_video
 
 from .audio import CLIP_FAMILIES, STREAM_FAMILIES, AudioConfig, audio_streams, clip_features, warm_up
 from .functionals import functionals
+from .parallel import DaskPool, InlinePool, LocalPool, cpu_seconds, unordered
 from .store import FAILURE_COLUMNS, FeatureStore, StoreError, merge_stores, store_path, write_store
 from .video import VIDEO_FAMILIES, VideoConfig, video_features
 
@@ -81,7 +83,8 @@ class ClipResult:
     """Everything computed for one clip.
 
     ``streams``: family -> (modality, Stream); ``functionals``: family -> (modality, values, names);
-    ``failures``: list of (stage, path, message); seconds of media and of processing.
+    ``failures``: list of (stage, path, message); seconds of media, and CPU seconds of
+    processing (this worker's and its ffmpeg subprocesses').
     """
 
     clip: dict
@@ -131,10 +134,10 @@ def extract_clip(clip: dict, config: dict) -> ClipResult:
     config : dict
         As :func:`default_config` returns.
     """
-    start = time.perf_counter()
     _prepare_worker(config)
+    start = cpu_seconds()
     result = _extract(clip, config)
-    result.seconds = time.perf_counter() - start
+    result.seconds = cpu_seconds() - start
     return result
 
 
@@ -228,7 +231,12 @@ def _write_shard(path: Path, dataset: str, config: dict, results: list) -> None:
 @dataclass
 class RunSummary:
     """Counts and timings of one run (clips done now, already stored, failed), and the
-    corpus files that were not used (``(path, reason)``: names that don't parse, duplicates)."""
+    corpus files that were not used (``(path, reason)``: names that don't parse, duplicates).
+
+    ``seconds`` is the wall time of the run, ``cpu_seconds`` the CPU time the clips took in the
+    workers (start-up excluded), ``media_seconds`` the media computed now, ``cores`` the cores
+    the run had (local jobs, at most the machine's cores; threads of the Dask workers).
+    """
 
     store: Path
     total: int
@@ -239,13 +247,28 @@ class RunSummary:
     seconds: float
     cpu_seconds: float
     media_seconds: float
+    cores: int = 1
     unused: list = field(default_factory=list)
 
+    @property
+    def rtf(self) -> float:
+        """Real-time factor per core of the whole run: wall seconds x cores / seconds of media."""
+        return self.seconds * self.cores / self.media_seconds if self.media_seconds else float("nan")
+
+    @property
+    def steps_rtf(self) -> float:
+        """Real-time factor of the clips' own work: worker CPU seconds / seconds of media."""
+        return self.cpu_seconds / self.media_seconds if self.media_seconds else float("nan")
+
     def __str__(self) -> str:
-        rtf = self.cpu_seconds / self.media_seconds if self.media_seconds else float("nan")
-        return (f"{self.store}: {self.total} clips; {self.done} done now, {self.skipped} already stored, "
+        text = (f"{self.store}: {self.total} clips; {self.done} done now, {self.skipped} already stored, "
                 f"{self.failed} failed, {self.partial} with a failed modality; {len(self.unused)} files not used; "
-                f"{self.seconds:.1f} s wall, real-time factor {rtf:.4f} s per s of media per core")
+                f"{self.seconds:.1f} s wall")
+        if self.media_seconds:
+            text += (f"; real-time factor {self.rtf:.4f} per core (wall x {self.cores} cores / "
+                     f"{self.media_seconds:.1f} s of media), {self.steps_rtf:.4f} in the clips' own work "
+                     f"({self.rtf / self.steps_rtf:.2f}x)")
+        return text
 
 
 def _shard_dir(store: Path, digest: str) -> Path:
@@ -309,17 +332,30 @@ def _record_corpus(store: Path, corpus: dict) -> None:
 
 
 def run_features(dataset: str, data_dir, *, jobs: int = 2, cache_dir="cache", config=None,
-                 scheduler=None, batch_size=None, progress=True, vocal_channel=None) -> RunSummary:
+                 scheduler=None, batch_size=None, progress=True, vocal_channel=None,
+                 cluster_timeout=60.0) -> RunSummary:
     """Extract features for every clip of a corpus into ``cache/<dataset>/features.h5``.
 
     A stored clip is skipped when it was stored under the same configuration from the same
     files (path, size, modification time) with every modality it has files for; any other
     clip (new, changed, earlier failures, a failed modality) is extracted.  A store of
     another corpus or configuration is moved aside first.  Stored clips that have left the
-    corpus stay in the file but are stale (see ``features.store``).  Finished clips are
-    written in shards of ``batch_size``; a shard merge happens whenever the pending clips
-    reach the size of the store (so rewrites cost at most twice the final size) and at the
-    end.  ``vocal_channel``: RAVDESS's ``speech`` (default), ``song`` or ``both``.
+    corpus stay in the file but are stale (see ``features.store``).  Results are taken as
+    they finish and written by a background thread in shards of ``batch_size`` clips; the
+    shards are merged into the store at the end (and whenever :data:`MAX_SHARDS`
+    accumulate), also when the run stops on an error.
+
+    Parameters
+    ----------
+    jobs : int
+        Local worker processes (1: in this process); ignored with ``scheduler``.
+    scheduler : str or distributed.Client, optional
+        A Dask scheduler (``tcp://host:8786``) to compute the clips on instead.
+    vocal_channel : str, optional
+        RAVDESS's ``speech`` (default), ``song`` or ``both``.
+    cluster_timeout : float
+        Seconds to wait for the Dask scheduler, for a first worker, and with no worker left,
+        before stopping with a :class:`~features.errors.WorkerError`.
     """
     config = config or default_config()
     digest = config_hash(config)
@@ -338,44 +374,48 @@ def run_features(dataset: str, data_dir, *, jobs: int = 2, cache_dir="cache", co
     reusable = _reusable(sources())
     clips = corpus.clips.assign(sources=corpus.sources()).to_dict("records")
     todo = [c for c in clips if reusable.get(c["clip_id"]) != (c["sources"], _modalities(c))]
-    stored_ids = set(reusable)
     batch_size = batch_size or max(8, 4 * jobs)
     start = time.perf_counter()
     done = failed = partial = 0
     cpu = media = 0.0
-    stored_count = len(stored_ids)
-    pending = 0
-    with _backend(scheduler), tqdm(total=len(todo), disable=not progress, unit="clip",
-                                   desc=f"features {dataset}") as bar:
-        # Results stream back in order while workers go on with later clips, so writing
-        # shards and merging in this process overlaps with extraction.
-        stream = joblib.Parallel(n_jobs=jobs, return_as="generator", pre_dispatch="2*n_jobs")(
-            joblib.delayed(extract_clip)(c, config) for c in todo)
-        for results in _batches(stream, batch_size):
-            shard = shards / f"shard-{time.time_ns():020d}.h5"
-            _write_shard(shard, dataset, config, results)
-            for r in results:
-                done += r.stored
-                failed += not r.stored
-                partial += r.stored and bool(r.failures)
-                cpu += r.seconds
-                media += max(r.audio_seconds, r.video_seconds)
-            pending += len(results)
-            bar.update(len(results))
-            if pending >= max(stored_count, batch_size):
-                merge_stores(store, sources(), corpus=record)
-                _remove_merged(shards)
-                stored_count += pending
-                pending = 0
-    parts = sources()
-    if parts and parts != [store]:
-        merge_stores(store, parts, corpus=record)
-        _remove_merged(shards)
-    shards.rmdir()
+    pool = _pool(scheduler, jobs, todo, config, cluster_timeout) if todo else InlinePool()
+    writer = _ShardWriter(store, shards, sources, dataset, config, record)
+    try:
+        with tqdm(total=len(todo), disable=not progress, unit="clip", desc=f"features {dataset}") as bar:
+            for results in _batches(unordered(pool, extract_clip, todo, config), batch_size):
+                writer.put(results)
+                for r in results:
+                    done += r.stored
+                    failed += not r.stored
+                    partial += r.stored and bool(r.failures)
+                    cpu += r.seconds
+                    media += max(r.audio_seconds, r.video_seconds)
+                bar.update(len(results))
+    finally:  # also when the run stops on an error: what finished is merged into the store
+        pool.close()
+        writer.close()
+        parts = sources()
+        if parts and parts != [store]:
+            merge_stores(store, parts, corpus=record)
+            _remove_merged(shards)
+        shards.rmdir()
     _record_corpus(store, record)
     return RunSummary(store=store, total=len(clips), done=done, skipped=len(clips) - len(todo),
                       failed=failed, partial=partial, seconds=time.perf_counter() - start,
-                      cpu_seconds=cpu, media_seconds=media, unused=corpus.skipped)
+                      cpu_seconds=cpu, media_seconds=media, cores=pool.cores, unused=corpus.skipped)
+
+
+MAX_SHARDS = 256
+"""Shards kept before they are merged into the store during a run (each merge opens them all)."""
+
+
+def _pool(scheduler, jobs: int, todo: list, config: dict, cluster_timeout: float):
+    """Where the clips run: a Dask cluster, ``jobs`` local processes, or this process."""
+    if scheduler:
+        # Every worker must read the corpus: the first and the last clip's files are checked.
+        probe = [c[f"{m}_path"] for c in (todo[0], todo[-1]) for m in ("audio", "video") if c.get(f"{m}_path")]
+        return DaskPool(scheduler, sorted(set(probe)), timeout=cluster_timeout)
+    return LocalPool(jobs, _prepare_worker, (config,)) if jobs > 1 else InlinePool()
 
 
 def _batches(items, size: int):
@@ -390,24 +430,47 @@ def _batches(items, size: int):
         yield batch
 
 
+class _ShardWriter:
+    """Writes batches of finished clips as shards in a background thread, off the loop that
+    keeps the workers busy; merges the shards into the store when :data:`MAX_SHARDS` pile up.
+
+    A bounded queue holds the batches, so a slow disk slows the run down instead of filling
+    memory.  An error in the thread is raised by the next :meth:`put` or by :meth:`close`.
+    """
+
+    def __init__(self, store: Path, shards: Path, sources, dataset: str, config: dict, corpus: dict):
+        self._store, self._shards, self._sources, self._corpus = store, shards, sources, corpus
+        self._dataset, self._config = dataset, config
+        self._queue = queue.Queue(maxsize=4)
+        self._error = None
+        self._thread = threading.Thread(target=self._run, name="emofuse-shard-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, results: list) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(results)
+
+    def close(self) -> None:
+        """Write what is queued, stop the thread; raise its error if it had one."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while (results := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # drain, so put() never blocks
+            try:
+                _write_shard(self._shards / f"shard-{time.time_ns():020d}.h5", self._dataset, self._config, results)
+                if len(list(self._shards.glob("shard-*.h5"))) >= MAX_SHARDS:
+                    merge_stores(self._store, self._sources(), corpus=self._corpus)
+                    _remove_merged(self._shards)
+            except BaseException as err:
+                self._error = err
+
+
 def _remove_merged(shards: Path) -> None:
     for shard in shards.glob("shard-*.h5"):
         shard.unlink()
-
-
-@contextmanager
-def _backend(scheduler):
-    """Run joblib on a Dask cluster at ``scheduler`` (``tcp://host:8786`` or a Client), else locally."""
-    if not scheduler:
-        yield
-        return
-    from distributed import Client
-
-    own = not isinstance(scheduler, Client)
-    client = Client(scheduler) if own else scheduler
-    try:
-        with joblib.parallel_config(backend="dask"):
-            yield
-    finally:
-        if own:
-            client.close()

@@ -14,6 +14,8 @@ import pytest
 from extract.errors import EmofuseError
 from extract.synthetic import generate_corpus
 from features.__main__ import main as features_main
+from features.errors import WorkerError
+from features.parallel import InlinePool, LocalPool, unordered
 from features.runner import default_config, extract_file_features, run_features
 from features.store import FeatureStore, check_store, store_path
 
@@ -270,3 +272,21 @@ def test_an_edited_manifest_is_another_corpus(audio_only, tmp_path, capsys):
     with FeatureStore.open(second.store) as store:
         assert list(store.clips["label"]) == ["happy", "sad"]
         assert store.corpus["manifest_sha256"] == hashlib.sha256(manifest.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("pool", [InlinePool, lambda: LocalPool(2)], ids=["inline", "local"])
+def test_pools_hand_back_every_result_once(pool):
+    pool = pool()
+    try:
+        assert sorted(unordered(pool, pow, range(20), 2)) == [i ** 2 for i in range(20)]
+    finally:
+        pool.close()
+
+
+def test_a_dying_local_worker_is_a_clear_error():
+    pool = LocalPool(2)
+    try:
+        with pytest.raises(WorkerError, match="worker process died while computing clip 7"):
+            list(unordered(pool, os._exit, [7]))
+    finally:
+        pool.close()
