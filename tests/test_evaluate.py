@@ -10,7 +10,9 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.impute import SimpleImputer
+from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -22,7 +24,9 @@ from classify.evaluate import BASELINE_METHOD, clip_sequences, evaluate
 from extract.errors import EmofuseError
 from features.store import FAILURE_COLUMNS, FeatureStore, store_path, write_store
 from features.stream import Stream
+from fusion.methods import build_pipeline
 from fusion.protocol import make_folds
+from fusion.run import modality_matrix
 
 DATASET = "toy"
 EMOTIONS = ["angry", "happy", "neutral", "sad"]
@@ -141,7 +145,20 @@ def test_metrics_json_structure_and_easy_scores(easy):
     for modality in ("audio", "video", "fused"):
         assert _result(metrics["results"], "speaker", modality, "concat", "svm")["ua"] > 0.9
     assert _result(metrics["results"], "speaker", "audio", BASELINE_METHOD, "logreg")["ua"] > 0.9
-    assert summary["best"]["protocol"] == "speaker" and summary["best"]["ua"] > 0.9
+    # the headline: nested selection inside the training speakers, on the speaker-independent protocol only
+    assert set(metrics["selected"]) == {"speaker"} and summary["selected"].keys() == {"speaker"}
+    selected = metrics["selected"]["speaker"]
+    assert selected["how"] == "inner speaker-grouped CV on training speakers"
+    assert selected["ua"] > 0.9 and {"accuracy", "macro_f1", "ua_std"} <= selected.keys()
+    assert [f["fold"] for f in selected["folds"]] == [f["fold"] for f in fused["folds"]]
+    assert selected["ua"] == pytest.approx(np.mean([f["ua"] for f in selected["folds"]]))
+    assert len(selected["candidates"]) == 3 * 2  # modalities x classifiers of the one fused method
+    assert len(selected["chosen"]) == n_folds
+    for chosen in selected["chosen"]:
+        assert {"modality", "method", "classifier", "params"} <= chosen.keys() and chosen["method"] == "concat"
+        assert {k: chosen[k] for k in ("modality", "method", "classifier")} in [
+            {k: c[k] for k in ("modality", "method", "classifier")} for c in selected["candidates"]]
+    assert summary["best"]["protocol"] == "speaker" and summary["best"]["none"]["chosen"]["inner_ua"] > 0.9
 
 
 def test_report_md_tables_protocols_and_figures(easy):
@@ -153,6 +170,11 @@ def test_report_md_tables_protocols_and_figures(easy):
                      "| fused | concat | svm |", f"| audio | {BASELINE_METHOD} | logreg |", "## Final model",
                      "| speaker | test fold | accuracy (%) |"):
         assert expected in text, expected
+    # the selected figure first, then the full table under a heading that calls its maximum optimistic
+    headline = text.index("## Selected pipeline (nested selection)")
+    table = text.index("## All results: the maximum over methods x classifiers is optimistic (chosen on the test folds)")
+    assert headline < table < text.index("| fused | concat | svm |")
+    assert "| speaker | none | **" in text[headline:table]
     assert "±" in text and "PROTOCOL=random" not in text
     figures = [line[line.index("(") + 1:-1] for line in text.splitlines() if line.startswith("![")]
     assert any("confusion_random_concat_fused" in f for f in figures)
@@ -164,36 +186,64 @@ def test_report_md_tables_protocols_and_figures(easy):
     assert not list(report_dir.rglob(".*.partial*"))
 
 
-def test_saved_model_predicts_stored_clips(easy, monkeypatch, capsys):
-    predict = pytest.importorskip("classify.predict")
-    root, summary = easy
-    model = predict.load_model(root / "reports" / DATASET / "model.joblib")
-    assert model["source"]["ua"] == summary["best"]["ua"] and sorted(model["labels"]) == EMOTIONS
-    with FeatureStore.open(store_path(DATASET, root / "cache")) as store:
+def _fake_extract(store_dir, calls):
+    """extract_file_features that returns a stored clip's functionals (clip id = file stem)."""
+    with FeatureStore.open(store_path(DATASET, store_dir)) as store:
         features = {f: store.functionals(families=[f]) for f in store.families()}
-        clips = store.clips
-    rows = {clip_id: i for i, clip_id in enumerate(clips["clip_id"])}
-    calls = []
+        rows = {clip_id: i for i, clip_id in enumerate(store.clips["clip_id"])}
 
-    def fake_extract(audio_path, video_path, config):
+    def extract(audio_path, video_path, config):
         calls.append((audio_path, video_path, config))
         clip_id = Path(video_path or audio_path).stem
         return {f: (X[rows[clip_id]], names) for f, (X, names) in features.items()}
+    return extract
 
-    monkeypatch.setattr(predict, "extract_file_features", fake_extract)
+
+def test_saved_model_is_the_whole_chosen_method(easy, monkeypatch, capsys):
+    """model.joblib reproduces, value for value, the chosen candidate refitted on all clips."""
+    predict = pytest.importorskip("classify.predict")
+    root, summary = easy
+    model = predict.load_model(root / "reports" / DATASET / "model.joblib")
+    fitted = model.variants["none"]
+    chosen = summary["best"]["none"]["chosen"]
+    assert (fitted.candidate.modality, fitted.candidate.method_dir, fitted.candidate.classifier) == (
+        chosen["modality"], chosen["method"], chosen["classifier"]) and sorted(fitted.labels) == EMOTIONS
+    assert "adaptive" not in model.variants
+    # the same candidate built from its parts and fitted on every clip of the store gives the same probabilities
+    with FeatureStore.open(store_path(DATASET, root / "cache")) as store:
+        X, names, blocks = modality_matrix(store, fitted.candidate.modality)
+        clips = store.clips
+    y, speakers = clips["label"].to_numpy(str), clips["speaker"].to_numpy(str)
+    fusion = build_pipeline(fitted.candidate.method, blocks).fit(X, y, groups=speakers)
+    estimator = make_classifier(fitted.candidate.classifier)
+    if not hasattr(estimator, "predict_proba"):
+        estimator = CalibratedClassifierCV(estimator, method="sigmoid", ensemble=False,
+                                           cv=list(GroupKFold(3).split(X, y, speakers)))
+    expected = estimator.fit(fusion.transform(X).astype(np.float32), y).predict_proba(
+        fusion.transform(X).astype(np.float32))
+    assert names == fitted.input_names
+
+    calls = []
+    monkeypatch.setattr(predict, "extract_file_features", _fake_extract(root / "cache", calls))
     wanted = clips.groupby("label").head(2)
-    suffix = ".wav" if predict.needed_modalities(model) == {"audio"} else ".mp4"
-    table = predict.predict_files(model, [f"/new/{c}{suffix}" for c in wanted["clip_id"]])
+    suffix = ".wav" if predict.needed_modalities(fitted) == {"audio"} else ".mp4"
+    table, note = predict.predict_files(model, [f"/new/{c}{suffix}" for c in wanted["clip_id"]])
+    assert note is None
+    np.testing.assert_allclose(table[fitted.labels].to_numpy(), expected[wanted.index], rtol=1e-5, atol=1e-7)
     assert list(table["predicted"]) == list(wanted["label"])
-    np.testing.assert_allclose(table[model["labels"]].sum(axis=1), 1.0, atol=1e-6)
     assert calls[0][2] == {"audio": {"sr": 16000}}
     with pytest.raises(EmofuseError, match="unknown file type"):
         predict.predict_files(model, ["/new/clip.txt"])
     # the command line prints one row of probabilities per file
     clip = wanted.iloc[-1]
     assert main(["predict", str(root / "reports" / DATASET / "model.joblib"), f"/new/{clip['clip_id']}{suffix}"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == [*model["labels"], "predicted"] and out[1].split()[-1] == clip["label"]
+    captured = capsys.readouterr()
+    out = captured.out.splitlines()
+    assert out[0].split() == [*fitted.labels, "predicted"] and out[1].split()[-1] == clip["label"]
+    # enrolment clips for a model without an adaptive variant: used without them, and it says so
+    assert main(["predict", str(root / "reports" / DATASET / "model.joblib"), f"/new/{clip['clip_id']}{suffix}",
+                 "--enrol", f"/new/{clip['clip_id']}{suffix}"]) == 0
+    assert "no speaker-adaptive variant" in capsys.readouterr().err
 
 
 def test_results_accumulate_and_are_replaced(easy, tmp_path):
@@ -269,8 +319,21 @@ def test_tuned_svm_picks_c_inside_training_speakers():
     split = evaluate_module.Split(0, X[~test], X[test], y[~test], y[test], speakers[~test], speakers[test])
     (fold,) = evaluate_module.cross_validate(lambda: make_classifier("svm-tuned"), [split], groups=True)
     assert fold["ua"] > 0.85 and fold["test_speakers"] == ["s5", "s6"]
-    with pytest.raises(ValueError, match="groups"):  # GroupKFold cannot run without the speakers
+    with pytest.raises(EmofuseError, match="needs at least 2, got 0"):  # no speakers given
         evaluate_module.cross_validate(lambda: make_classifier("svm-tuned"), [split])
+
+
+def test_tuned_svm_with_few_training_speakers():
+    """Two training speakers: two inner folds instead of scikit-learn's ValueError; one: emofuse's message."""
+    rng = np.random.default_rng(2)
+    y = np.repeat(["a", "b"], 30)
+    X = rng.normal(size=(60, 3)) + 2.5 * (y == "b")[:, None]
+    two = np.tile(["s1", "s2"], 30)
+    tuned = make_classifier("svm-tuned").fit(X, y, groups=two)
+    assert tuned.best_params_["classifier__C"] in (0.1, 1.0, 10.0, 100.0)
+    assert (tuned.predict(X) == y).mean() > 0.85
+    with pytest.raises(EmofuseError, match="at least 2, got 1"):
+        make_classifier("svm-tuned").fit(X, y, groups=np.full(60, "s1"))
 
 
 def test_blocks_align_audio_and_video_rows_by_clip_id():
