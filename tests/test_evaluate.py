@@ -10,7 +10,9 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.linear_model import LogisticRegression
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
@@ -19,14 +21,15 @@ from sklearn.preprocessing import StandardScaler
 from classify import evaluate as evaluate_module
 from classify import report
 from classify.__main__ import main
-from classify.classifiers import CLASSIFIERS, make_classifier, parse_classifiers
+from classify.classifiers import CLASSIFIERS, ClassifierSpec, make_classifier, parse_classifiers
 from classify.evaluate import BASELINE_METHOD, clip_sequences, evaluate
 from extract.errors import EmofuseError
 from features.store import FAILURE_COLUMNS, FeatureStore, store_path, write_store
 from features.stream import Stream
 from fusion.methods import build_pipeline
 from fusion.protocol import make_folds
-from fusion.run import modality_matrix
+from fusion.run import fuse, modality_matrix
+from fusion.speaker_norm import ADAPTIVE_LABEL, speaker_zscore
 
 DATASET = "toy"
 EMOTIONS = ["angry", "happy", "neutral", "sad"]
@@ -36,14 +39,16 @@ REQUIRED_KEYS = {"protocol", "modality", "method", "classifier", "accuracy", "ua
                  "accuracy_std", "ua_std", "folds"}
 
 
-def write_toy_store(cache, *, shuffle_labels=False, seed=0):
+def write_toy_store(cache, *, shuffle_labels=False, seed=0, split=""):
     """6 speakers x 4 emotions x 6 clips; each family carries the emotion in a few columns
-    (plus a speaker offset and noise) unless ``shuffle_labels`` breaks the link."""
+    (plus a speaker offset and noise) unless ``shuffle_labels`` breaks the link.  ``split``:
+    the clips' ``split`` column (a value, or a function of the take number 0-5)."""
     rng = np.random.default_rng(seed)
     rows = [(s, e, r) for s in SPEAKERS for e in EMOTIONS for r in range(6)]
     clips = pd.DataFrame({"clip_id": [f"{s}-{e}-{r}" for s, e, r in rows], "speaker": [s for s, _, _ in rows],
                           "label": [e for _, e, _ in rows], "gender": [["female", "male"][int(s) % 2] for s, _, _ in rows],
-                          "audio_path": "", "video_path": "", "split": ""})
+                          "audio_path": "", "video_path": "",
+                          "split": [split(r) if callable(split) else split for _, _, r in rows]})
     code = clips["label"].map(EMOTIONS.index).to_numpy()
     speaker = clips["speaker"].astype(int).to_numpy()
 
@@ -375,3 +380,151 @@ def test_predict_file_arguments():
         predict._media_of("take.wav", both)
     with pytest.raises(EmofuseError, match="unknown file type '.txt'"):
         predict._media_of("notes.txt", {"audio"})
+
+
+def test_protocol_option_evaluates_that_protocol_only_and_prints_selected_last(easy, tmp_path, capsys):
+    root, _ = easy
+    shutil.copytree(root, tmp_path / "run")
+    cache, reports = tmp_path / "run" / "cache", tmp_path / "run" / "reports"
+    before = json.loads((reports / DATASET / "metrics.json").read_text())
+    assert main(["evaluate", "--dataset", DATASET, "--method", "concat", "--classifier", "svm,knn",
+                 "--protocol", "speaker", "--no-progress", "--cache-dir", str(cache), "--reports-dir", str(reports)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert all(line.split()[0] == "speaker" for line in out[:7])  # 6 rows and the baseline, none of `random`
+    assert out[-1].startswith("SELECTED  speaker (nested: inner speaker-grouped CV on training speakers): UA")
+    after = json.loads((reports / DATASET / "metrics.json").read_text())
+    assert [r for r in after["results"] if r["protocol"] == "random"] == [
+        r for r in before["results"] if r["protocol"] == "random"]
+    assert after["selected"] == before["selected"]  # same candidates, folds and store: reused
+    with pytest.raises(EmofuseError, match=f"run `make fuse DATASET={DATASET} METHOD=concat PROTOCOL=loso`"):
+        evaluate(DATASET, "concat", "knn", protocol="loso", cache_dir=cache, reports_dir=reports)
+    with pytest.raises(EmofuseError, match="unknown protocol 'lopo'"):
+        evaluate(DATASET, "concat", "knn", protocol="lopo", cache_dir=cache, reports_dir=reports)
+
+
+class MeanOfFrames(ClassifierMixin, BaseEstimator):
+    """A sequence classifier for tests: logistic regression on each sequence's mean frame."""
+
+    def fit(self, X, y):
+        self.model_ = LogisticRegression(max_iter=500).fit(self._means(X), y)
+        self.classes_ = self.model_.classes_
+        return self
+
+    def predict(self, X):
+        return self.model_.predict(self._means(X))
+
+    @staticmethod
+    def _means(X):
+        return np.nan_to_num(np.array([np.nanmean(x, axis=0) for x in X]))
+
+
+def test_sequence_classifiers_are_labelled_with_what_they_read(easy, tmp_path, monkeypatch):
+    """A sequence classifier ignores the fusion method: its rows say `frames` and appear once."""
+    monkeypatch.setitem(CLASSIFIERS, "meanframes", ClassifierSpec(
+        "meanframes", "mean frame + logistic regression", lambda random_state, blocks=None: MeanOfFrames(),
+        input="sequence", light=False))
+    root, _ = easy
+    shutil.copytree(root, tmp_path / "run")
+    cache, reports = tmp_path / "run" / "cache", tmp_path / "run" / "reports"
+    shutil.copytree(cache / DATASET / "fused" / "concat", cache / DATASET / "fused" / "other")
+    for method in ("concat", "other"):
+        summary = evaluate(DATASET, method, "meanframes,knn", protocol="speaker", cache_dir=cache,
+                           reports_dir=reports, progress=False)
+    frames = [r for r in json.loads((reports / DATASET / "metrics.json").read_text())["results"]
+              if r["classifier"] == "meanframes"]
+    assert sorted((r["protocol"], r["modality"], r["method"]) for r in frames) == [
+        ("speaker", m, "frames") for m in ("audio", "fused", "video")]
+    assert all("fusion method is not used" in r["consumed"] for r in frames)
+    text = (reports / DATASET / "report.md").read_text()
+    assert "| fused | frames | meanframes |" in text and "| fused | other | meanframes |" not in text
+    assert {c["classifier"] for c in summary["selected"]["speaker"]["candidates"]} == {"knn"}  # not refittable
+
+
+def test_speaker_overlapping_manifest_is_labelled_and_never_selected(tmp_path, capsys):
+    cache = tmp_path / "cache"
+    write_toy_store(cache, split=lambda take: "test" if take == 0 else "train")  # every speaker on both sides
+    write_fused(cache, protocols=("manifest",))
+    summary = evaluate(DATASET, "concat", "knn", cache_dir=cache, reports_dir=tmp_path / "reports", progress=False)
+    assert summary["results"] and all(
+        r["warning"].startswith("speaker-overlapping split (the corpus's own)") for r in summary["results"])
+    assert summary["selected"] == {} and summary["model"] is None
+    text = (tmp_path / "reports" / DATASET / "report.md").read_text()
+    assert "**Warning: speaker-overlapping split (the corpus's own)" in text
+    assert main(["evaluate", "--dataset", DATASET, "--method", "concat", "--classifier", "knn", "--no-progress",
+                 "--cache-dir", str(cache), "--reports-dir", str(tmp_path / "reports")]) == 0
+    assert "[speaker-overlapping split (the corpus's own)" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def adaptive(tmp_path_factory):
+    """The toy corpus fused without, with all-clips and with 2-clip enrolment adaptation, evaluated once."""
+    root = tmp_path_factory.mktemp("adaptive")
+    write_toy_store(root / "cache")
+    with FeatureStore.open(store_path(DATASET, root / "cache")) as store:
+        for mode in ("none", "all", "enrol:2"):
+            fuse(store, "concat", speaker_norm=mode, out_root=root / "cache", progress=False)
+    summary = evaluate(DATASET, "concat", "logreg,knn", speaker_norm="all", cache_dir=root / "cache",
+                       reports_dir=root / "reports", progress=False)
+    return root, summary
+
+
+@pytest.mark.slow
+def test_adaptive_results_are_labelled_and_selected_apart(adaptive):
+    root, summary = adaptive
+    assert {r["method"] for r in summary["results"]} == {"concat-snorm", BASELINE_METHOD}
+    assert all(r["adaptation"] == ADAPTIVE_LABEL for r in summary["results"] if r["method"] == "concat-snorm")
+    assert "adaptation" not in next(r for r in summary["results"] if r["method"] == BASELINE_METHOD)
+    metrics = json.loads((root / "reports" / DATASET / "metrics.json").read_text())
+    assert "adaptation" not in metrics["selected"]["speaker"]
+    assert {c["method"] for c in metrics["selected"]["speaker"]["candidates"]} == {"concat"}
+    by_mode = metrics["selected_adaptive"]["speaker"]
+    assert set(by_mode) == {"all", "enrol:2"}
+    for mode, figure in by_mode.items():
+        assert figure["adaptation"] == ADAPTIVE_LABEL and figure["speaker_norm"] == mode
+        assert {c["speaker_norm"] for c in figure["candidates"]} == {mode}
+    # enrolment clips are not scored: 2 per test speaker fewer than with all clips
+    for every, enrol in zip(by_mode["all"]["folds"], by_mode["enrol:2"]["folds"]):
+        assert enrol["n_test"] == every["n_test"] - 2 * len(every["test_speakers"])
+    text = (root / "reports" / DATASET / "report.md").read_text()
+    assert f"| fused | concat-snorm ({ADAPTIVE_LABEL}) | knn |" in text
+    assert "## Speaker adaptation under `speaker`: UA (%) against the enrolment size" in text
+    assert "| none | K = 2 | all clips |" in text
+    assert f"| speaker | {ADAPTIVE_LABEL}: 2 enrolment clips | **" in text
+
+
+@pytest.mark.slow
+def test_adaptive_model_predicts_with_enrolment_clips(adaptive, tmp_path, monkeypatch):
+    """With --enrol the adaptive variant normalises with the enrolment clips' statistics: for a stored
+    speaker enrolled with all of its clips, exactly the normalised row it was trained on."""
+    predict = pytest.importorskip("classify.predict")
+    root, summary = adaptive
+    model = predict.load_model(root / "reports" / DATASET / "model.joblib")
+    fitted = model.variants["adaptive"]
+    assert fitted.adaptive and summary["best"]["adaptive"]["chosen"]["speaker_norm"] == "all"
+    with FeatureStore.open(store_path(DATASET, root / "cache")) as store:
+        X, _, blocks = modality_matrix(store, fitted.candidate.modality)
+        clips = store.clips
+    y, speakers = clips["label"].to_numpy(str), clips["speaker"].to_numpy(str)
+    Z = speaker_zscore(X, speakers)
+    fusion = build_pipeline(fitted.candidate.method, blocks).fit(Z, y, groups=speakers)
+    inputs = fusion.transform(Z).astype(np.float32)
+    expected = make_classifier(fitted.candidate.classifier).fit(inputs, y).predict_proba(inputs)
+
+    monkeypatch.setattr(predict, "extract_file_features", _fake_extract(root / "cache", []))
+    suffix = ".wav" if predict.needed_modalities(fitted) == {"audio"} else ".mp4"
+    enrol_dir = tmp_path / "speaker-02"
+    enrol_dir.mkdir()
+    for clip_id in clips["clip_id"][speakers == "02"]:
+        (enrol_dir / f"{clip_id}{suffix}").touch()
+    wanted = clips[speakers == "02"].head(5)
+    files = [f"/new/{c}{suffix}" for c in wanted["clip_id"]]
+    table, note = predict.predict_files(model, files, enrol=[enrol_dir])
+    assert note is None
+    np.testing.assert_allclose(table[fitted.labels].to_numpy(), expected[wanted.index], rtol=1e-5, atol=1e-7)
+    # without enrolment clips: the non-adaptive variant, and it says so
+    table, note = predict.predict_files(model, files)
+    assert "no --enrol clips: using the non-adaptive model" in note
+    np.testing.assert_allclose(table[model.variants["none"].labels].to_numpy(),
+                               model.variants["none"].predict_proba(X[wanted.index]), rtol=1e-6)
+    with pytest.raises(EmofuseError, match="no audio or video files among the enrolment clips"):
+        predict.predict_files(model, files, enrol=[tmp_path])
