@@ -70,9 +70,9 @@ def evaluate(dataset, method, classifiers, *, protocol=None, speaker_norm="none"
     For each protocol evaluated, every modality (audio, video, fused) and classifier is
     scored on the fused folds, next to the eGeMAPS baseline on the same folds.  On a
     speaker-independent protocol, nested selection (``classify.select``) then chooses among
-    every non-adaptive fused method of the protocol x the classifiers inside the training
-    speakers: its outer scores are the ``selected`` figure; speaker-adaptive method
-    directories get their own ``selected_adaptive`` figure per mode.  Results merge into
+    every fused method of the protocol with the same adaptation (``speaker_norm``) x the
+    classifiers, inside the training speakers: its outer scores are the ``selected`` figure
+    (no adaptation) or the ``selected_adaptive`` figure of the mode.  Results merge into
     ``<reports_dir>/<dataset>/metrics.json`` (same protocol x modality x method x classifier
     replaced, others kept); ``report.md`` and its figures are redrawn from the merged
     results, and ``model.joblib`` holds the candidate the same selection chooses on all clips.
@@ -138,10 +138,12 @@ def evaluate(dataset, method, classifiers, *, protocol=None, speaker_norm="none"
             baseline = evaluate_baseline(store, method_dir / name, warning=warning)
             results += [baseline] if baseline else []
             if warning is None:  # selection only where no speaker is on both sides
-                selected_here, adaptive_here = select_protocol(store, fused_root, name, folds_file["folds"],
-                                                               classifiers, existing, n_jobs, progress)
-                selected |= {name: selected_here} if selected_here else {}
-                adaptive |= {name: adaptive_here} if adaptive_here else {}
+                figure = select_protocol(store, fused_root, name, folds_file["folds"], classifiers, mode,
+                                         existing, n_jobs, progress)
+                if figure and mode == "none":
+                    selected[name] = figure
+                elif figure:
+                    adaptive[name] = {mode: figure}
         if not results:
             raise EmofuseError(f"none of {', '.join(names)} could run on {method_dir} and the store has no "
                                "eGeMAPS baseline; for bilstm_sa the store needs frame-level sequences")
@@ -198,41 +200,36 @@ def protocol_candidates(fused_root: Path, protocol: str, folds: list, classifier
     return list(dict.fromkeys(candidates))
 
 
-def select_protocol(store, fused_root, protocol, folds, classifiers, existing, n_jobs, progress):
-    """The ``selected`` figure of a protocol and its ``selected_adaptive`` figures by mode.
+def select_protocol(store, fused_root, protocol, folds, classifiers, mode, existing, n_jobs, progress):
+    """The nested-selection figure of a protocol over its fused methods of adaptation ``mode``.
 
     A figure whose key (candidates, folds, store configuration and clips) matches the one in
-    ``existing`` metrics is reused.
+    ``existing`` metrics is reused.  None when there is no candidate or the folds have too
+    few training speakers.
     """
     names = selection_classifiers(classifiers)
     if not names:
         log.warning("no classifier of %s takes fused vectors: no nested selection", classifiers)
-        return None, None
-    modes = sorted({parse_method_dir(p.name)[1] for p in Path(fused_root).iterdir()
-                    if (p / protocol / "folds.json").is_file()} - {"none"})
+        return None
+    candidates = protocol_candidates(fused_root, protocol, folds, names, mode)
+    if not candidates:
+        return None
     clips = store.clips[["clip_id", "speaker", "label"]].astype(str).to_csv(index=False)
-    figures = {}
-    for mode in ["none", *modes]:
-        candidates = protocol_candidates(fused_root, protocol, folds, names, mode)
-        if not candidates:
-            continue
-        key = selection_key([c.describe() for c in candidates], folds, store.config_hash, clips)
-        old = (existing.get("selected", {}).get(protocol) if mode == "none"
-               else existing.get("selected_adaptive", {}).get(protocol, {}).get(mode))
-        if old and old.get("key") == key:
-            log.info("nested selection of %s (%s) is up to date; reusing it", protocol, mode)
-            figures[mode] = old
-            continue
-        corpus = Corpus.from_store(store, sorted({c.modality for c in candidates}, key=MODALITY_ORDER.index))
-        try:
-            figure = nested_selection(corpus, folds, candidates, n_jobs=n_jobs, progress=progress,
-                                      desc=f"select {protocol} {mode}")
-        except EmofuseError as err:
-            log.warning("no nested selection for %s (%s): %s", protocol, mode, err)
-            continue
-        figures[mode] = figure | {"protocol": protocol, "speaker_norm": mode, "key": key} | (
-            {"adaptation": ADAPTIVE_LABEL} if mode != "none" else {})
-    return figures.pop("none", None), figures
+    key = selection_key([c.describe() for c in candidates], folds, store.config_hash, clips)
+    old = (existing.get("selected", {}).get(protocol) if mode == "none"
+           else existing.get("selected_adaptive", {}).get(protocol, {}).get(mode))
+    if old and old.get("key") == key:
+        log.info("nested selection of %s (%s) is up to date; reusing it", protocol, mode)
+        return old
+    corpus = Corpus.from_store(store, sorted({c.modality for c in candidates}, key=MODALITY_ORDER.index))
+    try:
+        figure = nested_selection(corpus, folds, candidates, n_jobs=n_jobs, progress=progress,
+                                  desc=f"select {protocol} {mode}")
+    except EmofuseError as err:
+        log.warning("no nested selection for %s (%s): %s", protocol, mode, err)
+        return None
+    return figure | {"protocol": protocol, "speaker_norm": mode, "key": key} | (
+        {"adaptation": ADAPTIVE_LABEL} if mode != "none" else {})
 
 
 def save_model(store, metrics: dict, path: Path, *, n_jobs=1, progress=True):

@@ -249,7 +249,8 @@ def _selected_section(metrics: dict, protocols: list) -> list:
             counts[_chosen_text(chosen)] = counts.get(_chosen_text(chosen), 0) + 1
         lines.append(f"Chosen under `{protocol}`, {_mode_text(mode)}: "
                      + "; ".join(f"{text} in {n} of {figure['n_folds']} fold(s)" for text, n in counts.items())
-                     + f" ({figure['how']}, {max(figure['n_inner_folds'])} inner folds at most).")
+                     + (f" ({figure['how']}, {max(figure['n_inner_folds'])} inner folds at most)."
+                        if max(figure["n_inner_folds"]) else " (the only candidate: nothing to choose)."))
         lines.append("")
     return lines
 
@@ -405,16 +406,20 @@ def _model_section(model, dataset: str) -> list:
     if not model:
         return lines + ["No model: there is no speaker-independent nested selection (see "
                         "`classify.evaluate.save_model`)."]
-    chosen = model["none"]["chosen"]
-    lines.append(f"`model.joblib`: {_chosen_text(chosen)}, chosen by {model['none']['how']} "
-                 f"(inner UA {100 * chosen['inner_ua']:.1f} %) among the candidates of protocol `{model['protocol']}`, "
-                 "then refitted on all clips, every step included. Predict new files with "
-                 f"`python -m classify predict reports/{dataset}/model.joblib FILE...`.")
+    lines.append(f"`model.joblib`: {_chosen_text(model['none']['chosen'])}, {_how_chosen(model['none'])} among the "
+                 f"candidates of protocol `{model['protocol']}`, then refitted on all clips, every step included. "
+                 f"Predict new files with `python -m classify predict reports/{dataset}/model.joblib FILE...`.")
     if "adaptive" in model:
-        chosen = model["adaptive"]["chosen"]
-        lines += ["", f"Its {ADAPTIVE_LABEL} variant: {_chosen_text(chosen)} (inner UA {100 * chosen['inner_ua']:.1f} %); "
-                  "`predict ... --enrol DIR_OR_FILES` normalises with a speaker's enrolment clips and uses it."]
+        lines += ["", f"Its {ADAPTIVE_LABEL} variant: {_chosen_text(model['adaptive']['chosen'])}, "
+                  f"{_how_chosen(model['adaptive'])}; `predict ... --enrol DIR_OR_FILES` normalises with a "
+                  "speaker's enrolment clips and uses it."]
     return lines
+
+
+def _how_chosen(selection: dict) -> str:
+    inner = selection["chosen"]["inner_ua"]
+    return ("the only candidate" if inner is None
+            else f"chosen by {selection['how']} (inner UA {100 * inner:.1f} %)")
 
 
 def _figure_section(report_dir: Path, by_protocol: dict, protocols: list, reference: str, changed) -> list:

@@ -181,21 +181,24 @@ def nested_selection(corpus, folds, candidates, *, n_jobs=1, progress=True, desc
     groups = group_candidates(candidates)
     labels = sorted(set(corpus.labels.tolist()))
     sides = [(np.isin(corpus.ids, f["train_ids"]), np.isin(corpus.ids, f["test_ids"])) for f in folds]
-    tasks = [(_inner_scores, (corpus, key, members, train)) for train, _ in sides for key, members in groups.items()]
+    # A single candidate is chosen whatever its inner score: no inner CV to run.
+    tasks = [] if len(candidates) == 1 else [(_inner_scores, (corpus, key, members, train))
+                                             for train, _ in sides for key, members in groups.items()]
     with tqdm(total=len(tasks) + len(folds), disable=not progress, unit="fit",
               desc=f"{desc}: {len(folds)} outer folds x {len(candidates)} candidates") as bar:
         inner = _run(tasks, n_jobs, bar)
         chosen = []
-        for k in range(len(folds)):
+        for k in range(len(folds) if tasks else 0):
             scores = {}
             for (key, members), by_name in zip(groups.items(), inner[k * len(groups):(k + 1) * len(groups)]):
                 scores |= {index: by_name[name] for index, name in members}
             chosen.append(_choose(candidates, scores))
+        chosen = chosen or [(0, None)] * len(folds)
         outer = _run([(_outer_score, (corpus, candidates[index], train, test, fold["fold"], labels))
                       for (index, _), (train, test), fold in zip(chosen, sides, folds)], n_jobs, bar)
-    n_inner = [len(inner_splits(corpus.speakers, train)) for train, _ in sides]
-    for fold, (index, score) in zip(folds, chosen):
-        log.info("outer fold %s: chose %s (inner UA %.3f)", fold["fold"], candidates[index].describe(), score)
+    n_inner = [len(inner_splits(corpus.speakers, train)) if tasks else 0 for train, _ in sides]
+    log.info("%s: %d outer folds x %d candidates, UA %.3f", desc, len(folds), len(candidates),
+             np.mean([f["ua"] for f in outer]))
     return {**summarise_folds(outer), "labels": labels, "n_folds": len(outer), "folds": outer,
             "chosen": [{"fold": fold["fold"], **candidates[index].describe(), "inner_ua": score}
                        for fold, (index, score) in zip(folds, chosen)],
@@ -217,17 +220,18 @@ def select_model(corpus, candidates, *, n_jobs=1, progress=True) -> tuple:
     everyone = np.ones(len(corpus.ids), bool)
     with tqdm(total=len(groups) + 1, disable=not progress, unit="fit",
               desc=f"model: {len(candidates)} candidates on all clips") as bar:
-        inner = _run([(_inner_scores, (corpus, key, members, everyone)) for key, members in groups.items()],
-                     n_jobs, bar)
+        inner = _run([(_inner_scores, (corpus, key, members, everyone)) for key, members in groups.items()]
+                     if len(candidates) > 1 else [], n_jobs, bar)
         scores = {index: by_name[name] for (key, members), by_name in zip(groups.items(), inner)
                   for index, name in members}
-        index, score = _choose(candidates, scores)
+        index, score = _choose(candidates, scores) if scores else (0, None)
         candidate = candidates[index]
         model = fit_model(corpus, candidate)
         bar.update()
     selection = {"chosen": candidate.describe() | {"inner_ua": score}, "candidates": [c.describe() for c in candidates],
                  "how": HOW.replace("training speakers", "all speakers"),
-                 "n_inner_folds": len(inner_splits(corpus.speakers, everyone & corpus.present(candidate.modality)))}
+                 "n_inner_folds": len(inner_splits(corpus.speakers, everyone & corpus.present(candidate.modality)))
+                 if scores else 0}
     return model, selection
 
 
