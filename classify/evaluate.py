@@ -114,6 +114,7 @@ def evaluate(dataset, method, classifiers, *, protocol=None, speaker_norm="none"
     mode = parse_speaker_norm(speaker_norm)
     fused_root = Path(cache_dir) / dataset / "fused"
     method_dir = fused_root / method_dir_name(method, mode)
+    mode = parse_method_dir(method_dir.name)[1]  # `--method concat-snorm` names the adaptation too
     norm_arg = "" if mode == "none" else f" SNORM={mode}"
     if protocol is not None:
         if protocol not in PROTOCOLS:

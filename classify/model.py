@@ -67,6 +67,11 @@ class Candidate:
         return cls(described["modality"], described["fusion"], freeze_params(described["params"]),
                    described["classifier"], described["speaker_norm"], described["seed"])
 
+    @property
+    def fusion_key(self) -> tuple:
+        """What its fusion fit depends on: (modality, method, params, speaker_norm, seed)."""
+        return self.modality, self.method, self.params, self.speaker_norm, self.seed
+
     def fusion(self, blocks):
         """A fresh, unfitted fusion pipeline of this candidate for input ``blocks``."""
         return build_pipeline(self.method, blocks, seed=self.seed, **dict(self.params))

@@ -28,12 +28,13 @@ from sklearn.model_selection import GroupKFold
 from tqdm import tqdm
 
 from extract.errors import EmofuseError
+from fusion.methods import build_pipeline
 from fusion.run import modality_matrix
 from fusion.speaker_norm import ADAPTIVE_LABEL, adapt
 
 from .classifiers import CLASSIFIERS
 from .metrics import fold_scores, summarise_folds
-from .model import Candidate, FittedModel, fit_classifier
+from .model import FittedModel, fit_classifier
 
 HOW = "inner speaker-grouped CV on training speakers"
 MAX_INNER_FOLDS = 4
@@ -66,8 +67,8 @@ def group_candidates(candidates) -> dict:
     """Candidates by fusion configuration: (modality, method, params, speaker_norm, seed) ->
     [(index, classifier)], so one fusion fit serves all of its classifiers."""
     groups = {}
-    for index, c in enumerate(candidates):
-        groups.setdefault((c.modality, c.method, c.params, c.speaker_norm, c.seed), []).append((index, c.classifier))
+    for index, candidate in enumerate(candidates):
+        groups.setdefault(candidate.fusion_key, []).append((index, candidate.classifier))
     return groups
 
 
@@ -94,7 +95,7 @@ def inner_splits(speakers, rows) -> list:
 
 
 def _fit_fusion(corpus, key, train, test):
-    """Adapt, fit the fusion pipeline of configuration ``key`` on ``train`` and transform.
+    """Adapt, fit the fusion pipeline of ``key`` (``Candidate.fusion_key``) on ``train``, transform.
 
     Returns (pipeline, Z_train, Z_scored, scored mask).
     """
@@ -103,7 +104,7 @@ def _fit_fusion(corpus, key, train, test):
     present = corpus.present(modality)
     train, test = train & present, test & present
     Xa, scored = adapt(X, corpus.ids, corpus.speakers, train, test, speaker_norm, seed=seed)
-    pipeline = Candidate(modality, method, params, "", speaker_norm, seed).fusion(blocks)
+    pipeline = build_pipeline(method, blocks, seed=seed, **dict(params))
     pipeline.fit(Xa[train], corpus.labels[train], groups=corpus.speakers[train])
     Z_scored = pipeline.transform(Xa[scored]) if scored.any() else None
     return pipeline, pipeline.transform(Xa[train]), Z_scored, scored
@@ -125,8 +126,7 @@ def _inner_scores(corpus, key, classifiers, rows):
 
 def _outer_score(corpus, candidate, train, test, fold_id, labels):
     """Refit ``candidate`` on ``train`` and score it once on ``test``: one fold's figures."""
-    key = (candidate.modality, candidate.method, candidate.params, candidate.speaker_norm, candidate.seed)
-    _, Z_train, Z_test, scored = _fit_fusion(corpus, key, train, test)
+    _, Z_train, Z_test, scored = _fit_fusion(corpus, candidate.fusion_key, train, test)
     rows = train & corpus.present(candidate.modality)
     estimator = fit_classifier(candidate.classifier, Z_train, corpus.labels[rows], corpus.speakers[rows])
     y_pred = np.asarray(estimator.predict(Z_test)).astype(str)

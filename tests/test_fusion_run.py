@@ -228,10 +228,12 @@ def test_enrolment_folds_leave_the_enrolment_clips_out_of_the_test_side(tmp_path
     assert meta["speaker_norm"] == "enrol:2" and meta["adaptation"] == ADAPTIVE_LABEL
     for fold in folds["folds"]:
         k = fold["fold"]
-        every, enrol, relabelled = (load(outputs[n] / "audio" / f"fold-{k}.npz") for n in ("all", "enrol", "relabelled"))
+        every, enrol, relabelled = (load(outputs[n] / "audio" / f"fold-{k}.npz")
+                                    for n in ("all", "enrol", "relabelled"))
         np.testing.assert_allclose(enrol["X_train"], every["X_train"], atol=1e-6)
         left_out = sorted(set(every["ids_test"]) - set(enrol["ids_test"]))
-        assert len(left_out) == 2 * len(fold["test_speakers"]) and len(enrol["ids_test"]) == len(every["ids_test"]) - len(left_out)
+        assert len(left_out) == 2 * len(fold["test_speakers"])
+        assert len(enrol["ids_test"]) == len(every["ids_test"]) - len(left_out)
         assert list(relabelled["ids_test"]) == list(enrol["ids_test"])  # the draw reads no label
         # the same enrolment clips leave every modality
         assert set(load(outputs["enrol"] / "video" / f"fold-{k}.npz")["ids_test"]) <= set(enrol["ids_test"])
