@@ -240,8 +240,8 @@ def save_model(store, metrics: dict, path: Path, *, n_jobs=1, progress=True):
     (``speaker``, then ``loso``, then ``manifest``); its candidates are compared by inner
     speaker-grouped CV over all speakers and the winner is refitted on all clips
     (``select.select_model``).  Its adaptive candidates (``all`` mode, else the first
-    enrolment mode) give the model's speaker-adaptive variant.  The file is rewritten only
-    when the candidates, the store's configuration or its clips changed.
+    enrolment mode) give the model's speaker-adaptive variant.  A variant is refitted only
+    when its candidates, the store's configuration or its clips changed.
 
     Returns
     -------
@@ -258,20 +258,24 @@ def save_model(store, metrics: dict, path: Path, *, n_jobs=1, progress=True):
     if mode:
         variants["adaptive"] = adaptive[mode]["candidates"]
     clips = store.clips[["clip_id", "speaker", "label"]].astype(str).to_csv(index=False)
-    key = selection_key(variants, store.config_hash, clips)
-    if path.is_file():
-        saved = joblib.load(path)
-        if isinstance(saved, SavedModel) and saved.key == key:
-            return {"protocol": protocol, **saved.selection}
+    keys = {variant: selection_key(described, store.config_hash, clips) for variant, described in variants.items()}
+    saved = joblib.load(path) if path.is_file() else None
+    saved = saved if isinstance(saved, SavedModel) else None
+    if saved and {v: s.get("key") for v, s in saved.selection.items()} == keys:
+        return {"protocol": protocol, **saved.selection}
     modalities = sorted({c["modality"] for described in variants.values() for c in described},
                         key=MODALITY_ORDER.index)
     corpus = Corpus.from_store(store, modalities)
     fitted, selection = {}, {}
     for variant, described in variants.items():
+        if saved and saved.selection.get(variant, {}).get("key") == keys[variant]:  # this variant is unchanged
+            fitted[variant], selection[variant] = saved.variants[variant], saved.selection[variant]
+            continue
         candidates = [Candidate.from_description(c) for c in described]
         fitted[variant], selection[variant] = select_model(corpus, candidates, n_jobs=n_jobs, progress=progress)
         selection[variant].pop("candidates")
-    model = SavedModel(store.dataset, store.config, store.config_hash, fitted, selection, key)
+        selection[variant]["key"] = keys[variant]
+    model = SavedModel(store.dataset, store.config, store.config_hash, fitted, selection)
     with atomic_path(path) as tmp:
         joblib.dump(model, tmp)
     return {"protocol": protocol, **selection}

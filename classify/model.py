@@ -165,9 +165,8 @@ class SavedModel:
         ``"none"`` -> the chosen non-adaptive ``FittedModel``; ``"adaptive"`` -> the chosen
         speaker-adaptive one, when adaptive candidates were evaluated.
     selection : dict
-        Per variant: the chosen candidate, its inner UA, the candidates and ``how``.
-    key : str
-        Digest of what the selection depended on; an unchanged key skips refitting.
+        Per variant: the chosen candidate, its inner UA, ``how`` and ``key`` (a digest of
+        what the choice depended on; an unchanged key skips refitting that variant).
     """
 
     dataset: str
@@ -175,7 +174,6 @@ class SavedModel:
     config_hash: str
     variants: dict
     selection: dict = field(default_factory=dict)
-    key: str = ""
 
     def variant(self, enrolment: bool):
         """(model, note): the adaptive model when enrolment clips are given and it exists,

@@ -528,7 +528,9 @@ def test_adaptive_model_predicts_with_enrolment_clips(adaptive, tmp_path, monkey
     # without enrolment clips: the non-adaptive variant, and it says so
     table, note = predict.predict_files(model, files)
     assert "no --enrol clips: using the non-adaptive model" in note
-    np.testing.assert_allclose(table[model.variants["none"].labels].to_numpy(),
-                               model.variants["none"].predict_proba(X[wanted.index]), rtol=1e-6)
+    plain = model.variants["none"]
+    with FeatureStore.open(store_path(DATASET, root / "cache")) as store:
+        X_plain = modality_matrix(store, plain.candidate.modality)[0]
+    np.testing.assert_allclose(table[plain.labels].to_numpy(), plain.predict_proba(X_plain[wanted.index]), rtol=1e-6)
     with pytest.raises(EmofuseError, match="no audio or video files among the enrolment clips"):
         predict.predict_files(model, files, enrol=[tmp_path])
