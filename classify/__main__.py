@@ -45,6 +45,17 @@ def print_summary(summary: dict) -> None:
             print(f"SELECTED {protocol:>8} {figure['adaptation']}, {mode}: {_figure(figure)}")
 
 
+def _positive(text):
+    """An integer >= 1, for ``--jobs``."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m classify", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,7 +70,7 @@ def main(argv=None) -> int:
                           help="evaluate only this protocol (default: every protocol fused)")
     evaluate.add_argument("--speaker-norm", default="none", metavar="MODE",
                           help=f"which speaker adaptation of the method to read: {MODES_HELP}")
-    evaluate.add_argument("--jobs", type=int, default=1, help="parallel workers of the nested selection")
+    evaluate.add_argument("--jobs", type=_positive, default=1, help="parallel workers of the nested selection")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bars")
     evaluate.add_argument("--cache-dir", type=Path, default=Path("cache"))
     evaluate.add_argument("--reports-dir", type=Path, default=Path("reports"))

@@ -113,14 +113,14 @@ def _fit_fusion(corpus, key, train, test):
 def _inner_scores(corpus, key, classifiers, rows):
     """Per classifier of one fusion configuration: inner UA of each inner split of ``rows``."""
     present = corpus.present(key[0])
+    labels = sorted(set(corpus.labels.tolist()))
     scores = {name: [] for _, name in classifiers}
     for train, test in inner_splits(corpus.speakers, rows & present):
         _, Z_train, Z_test, scored = _fit_fusion(corpus, key, train, test)
         for _, name in classifiers:
             estimator = fit_classifier(name, Z_train, corpus.labels[train & present], corpus.speakers[train & present])
-            y_true = corpus.labels[scored]
-            scores[name].append(fold_scores(y_true, np.asarray(estimator.predict(Z_test)).astype(str),
-                                            sorted(set(corpus.labels.tolist())))["ua"])
+            y_pred = np.asarray(estimator.predict(Z_test)).astype(str)
+            scores[name].append(fold_scores(corpus.labels[scored], y_pred, labels)["ua"])
     return {name: float(np.mean(values)) for name, values in scores.items()}
 
 
@@ -134,8 +134,8 @@ def _outer_score(corpus, candidate, train, test, fold_id, labels):
             **fold_scores(corpus.labels[scored], y_pred, labels, corpus.speakers[scored])}
 
 
-def _choose(candidates, inner: dict) -> tuple:
-    """(index, inner UA) of the best candidate; ties go to the earlier candidate."""
+def _choose(inner: dict) -> tuple:
+    """(index, inner UA) of the best candidate in ``inner`` (index -> UA); ties go to the earlier."""
     index = max(inner, key=lambda i: (inner[i], -i))
     return index, inner[index]
 
@@ -192,7 +192,7 @@ def nested_selection(corpus, folds, candidates, *, n_jobs=1, progress=True, desc
             scores = {}
             for (key, members), by_name in zip(groups.items(), inner[k * len(groups):(k + 1) * len(groups)]):
                 scores |= {index: by_name[name] for index, name in members}
-            chosen.append(_choose(candidates, scores))
+            chosen.append(_choose(scores))
         chosen = chosen or [(0, None)] * len(folds)
         outer = _run([(_outer_score, (corpus, candidates[index], train, test, fold["fold"], labels))
                       for (index, _), (train, test), fold in zip(chosen, sides, folds)], n_jobs, bar)
@@ -224,7 +224,7 @@ def select_model(corpus, candidates, *, n_jobs=1, progress=True) -> tuple:
                      if len(candidates) > 1 else [], n_jobs, bar)
         scores = {index: by_name[name] for (key, members), by_name in zip(groups.items(), inner)
                   for index, name in members}
-        index, score = _choose(candidates, scores) if scores else (0, None)
+        index, score = _choose(scores) if scores else (0, None)
         candidate = candidates[index]
         model = fit_model(corpus, candidate)
         bar.update()

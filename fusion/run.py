@@ -69,7 +69,9 @@ def fuse(store, method, *, protocol="speaker", speaker_norm="none", out_root=Pat
         ``<out_root>/<dataset>/fused/<method dir>/<protocol>``.  Per modality in
         {audio, video, fused} the store supports, ``<modality>/fold-<k>.npz`` (X_train,
         X_test float32; y_*, ids_*, speakers_* str), ``fold-<k>.joblib`` (the fitted
-        pipeline) and ``meta.json``; ``folds.json`` beside them.  Clips without any feature
+        pipeline) and ``meta.json``; ``folds.json`` beside them, with ``speaker_independent``
+        and, for a split that is not (random, or a manifest sharing speakers), ``warning``;
+        adaptive output carries ``adaptation`` (``fusion.speaker_norm.ADAPTIVE_LABEL``).  Clips without any feature
         of a modality are left out of that modality's folds.  ``meta.json`` holds the
         settings, ``params`` (every step's parameters), ``input_names`` (the store's column
         names, then ``stip_word_<i>``), per fold ``output_names`` and, for zebra,
