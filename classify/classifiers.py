@@ -19,6 +19,8 @@ hyper-parameters by speaker-grouped cross-validation inside the training fold.
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -63,10 +65,57 @@ def _rbf_svm(random_state, blocks=None):
                             random_state=random_state))
 
 
+class SpeakerTunedClassifier(ClassifierMixin, BaseEstimator):
+    """A classifier whose hyper-parameters are chosen by speaker-grouped CV inside ``fit``.
+
+    ``GridSearchCV`` over ``param_grid`` with ``GroupKFold`` on the training speakers
+    (``fit(groups=)``), balanced accuracy (UA) as the score, ``min(max_splits, n_speakers)``
+    folds, then a refit on all training clips.
+
+    Parameters
+    ----------
+    estimator : scikit-learn classifier
+    param_grid : dict
+    max_splits : int
+        Inner folds when there are enough training speakers (at least 2 are needed).
+    """
+
+    def __init__(self, estimator, param_grid, max_splits=3):
+        self.estimator = estimator
+        self.param_grid = param_grid
+        self.max_splits = max_splits
+
+    def fit(self, X, y, groups=None):
+        """Tune on ``X`` [shape=(n, d)], ``y`` grouped by speaker (``groups``), then refit.
+
+        Raises
+        ------
+        EmofuseError
+            No speakers given, or fewer than 2 training speakers.
+        """
+        n_speakers = 0 if groups is None else len(np.unique(np.asarray(groups).astype(str)))
+        if n_speakers < 2:
+            raise EmofuseError(f"svm-tuned chooses C by cross-validation over the training speakers (groups): "
+                               f"it needs at least 2, got {n_speakers}")
+        search = GridSearchCV(clone(self.estimator), self.param_grid, scoring="balanced_accuracy",
+                              cv=GroupKFold(n_splits=min(self.max_splits, n_speakers)))
+        search.fit(X, y, groups=groups)
+        self.best_estimator_, self.best_params_ = search.best_estimator_, search.best_params_
+        self.classes_ = search.best_estimator_.classes_
+        return self
+
+    def predict(self, X):
+        """Classes of ``X`` [shape=(n, d)] by the tuned estimator."""
+        return self.best_estimator_.predict(X)
+
+    def decision_function(self, X):
+        """The tuned estimator's decision values for ``X``."""
+        return self.best_estimator_.decision_function(X)
+
+
 def _tuned_svm(random_state, blocks=None):
-    # C chosen by speaker-grouped 3-fold CV over the training speakers (the groups= of fit).
-    return GridSearchCV(_rbf_svm(random_state), {"classifier__C": list(SVM_C_GRID)},
-                        scoring="balanced_accuracy", cv=GroupKFold(n_splits=3))
+    # C chosen by speaker-grouped CV over the training speakers (the groups= of fit).
+    return SpeakerTunedClassifier(_rbf_svm(random_state), {"classifier__C": list(SVM_C_GRID)})
 
 
 def _random_forest(random_state, blocks=None):
@@ -104,7 +153,8 @@ CLASSIFIERS = {spec.name: spec for spec in (
     ClassifierSpec("logreg", "multinomial logistic regression, L2, class-balanced", _logistic_regression),
     ClassifierSpec("knn", "k-nearest neighbours, k=5, distance-weighted", _nearest_neighbours),
     ClassifierSpec("mlp", "multilayer perceptron, one hidden layer of 128, early stopping", _perceptron),
-    ClassifierSpec("svm-tuned", f"RBF SVM, C in {SVM_C_GRID} by 3-fold CV over the training speakers",
+    ClassifierSpec("svm-tuned", f"RBF SVM, C in {SVM_C_GRID} by speaker-grouped CV (at most 3 folds) over "
+                   "the training speakers",
                    _tuned_svm, groups=True, light=False),
     ClassifierSpec("cnn1d", "FERCNN 1-D CNN on the feature vector (DV-EmotionNet; torch)",
                    _network("FerCnnClassifier"), light=False),

@@ -1,17 +1,18 @@
-"""Train and test classifiers on every fold of the fused features, report, keep the best model.
+"""Train and test classifiers on every fold of the fused features, select, report, keep a model.
 
 The path of one evaluation::
 
-    cache/<dataset>/fused/<method>/<protocol>/<modality>/fold-<k>.npz
+    cache/<dataset>/fused/<method dir>/<protocol>/<modality>/fold-<k>.npz
         -> classifiers.make_classifier -> fit on the fold's training speakers
         -> predict its test speakers -> metrics.fold_scores -> one result per
-           protocol x modality x method x classifier
+           protocol x modality x method x classifier (the full table)
     eGeMAPS functionals of the store -> the same folds -> the ``egemaps-baseline`` result
+    every fused method of the protocol x the classifiers -> select.nested_selection
+        -> the ``selected`` figure (the headline; speaker-adaptive methods separately)
     -> report.write_report (reports/<dataset>/metrics.json, report.md, figures/)
-    -> the best speaker-independent pipeline refit on all clips -> reports/<dataset>/model.joblib
+    -> select.select_model on all clips -> reports/<dataset>/model.joblib
 """
 
-import inspect
 import json
 import logging
 from dataclasses import dataclass
@@ -19,28 +20,31 @@ from pathlib import Path
 
 import joblib
 import numpy as np
-from sklearn.base import clone
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.decomposition import PCA
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.impute import SimpleImputer
-from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from tqdm import tqdm
 
 from extract.errors import EmofuseError
 from extract.atomic import atomic_path
 from features.store import FeatureStore, store_path
+from fusion.protocol import PROTOCOLS, shared_speakers, split_warning
+from fusion.speaker_norm import ADAPTIVE_LABEL, method_dir_name, parse_method_dir, parse_speaker_norm
 
 from . import report
-from .report import BASELINE_METHOD, MODALITY_ORDER, PROTOCOL_ORDER, RANDOM_PROTOCOL
+from .report import BASELINE_METHOD, MODALITY_ORDER, PROTOCOL_ORDER, SEQUENCE_METHOD
 from .classifiers import CLASSIFIERS, make_classifier, parse_classifiers
 from .metrics import fold_scores, summarise_folds
+from .model import Candidate, SavedModel, freeze_params
+from .select import Corpus, nested_selection, select_model, selectable, selection_key
 
 SEED = 0
 BASELINE_CLASSIFIER = "logreg"
 # Frame-level families the sequence classifier reads, per modality, resampled to the first.
 SEQUENCE_FAMILIES = {"audio": ("mfcc", "energy", "zcr", "pitch"), "video": ("hog",)}
+SEQUENCE_CONSUMED = "frame-level streams of the store; the fusion method is not used"
 MODEL_FILE = "model.joblib"
 
 log = logging.getLogger(__name__)
@@ -59,62 +63,222 @@ class Split:
     speakers_test: np.ndarray
 
 
-def evaluate(dataset, method, classifiers, *, cache_dir=Path("cache"), reports_dir=Path("reports")) -> dict:
-    """Cross-validate classifiers on the fused folds of ``method`` and write the report.
+def evaluate(dataset, method, classifiers, *, protocol=None, speaker_norm="none", cache_dir=Path("cache"),
+             reports_dir=Path("reports"), n_jobs=1, progress=True) -> dict:
+    """Cross-validate classifiers on the fused folds of ``method``, select, write the report.
 
-    Every protocol whose fused folds exist (``speaker``, ``loso``, ``manifest``, and the
-    ``random`` split for comparison) and every modality (audio, video, fused) is evaluated,
-    next to the eGeMAPS baseline on the same folds.  Results merge into
-    ``<reports_dir>/<dataset>/metrics.json`` (same protocol x modality x method x
-    classifier replaced, others kept); ``report.md`` and its figures are redrawn from the
-    merged results, and the best speaker-independent pipeline is refit on all clips and
-    saved as ``model.joblib``.
+    For each protocol evaluated, every modality (audio, video, fused) and classifier is
+    scored on the fused folds, next to the eGeMAPS baseline on the same folds.  On a
+    speaker-independent protocol, nested selection (``classify.select``) then chooses among
+    every fused method of the protocol with the same adaptation (``speaker_norm``) x the
+    classifiers, inside the training speakers: its outer scores are the ``selected`` figure
+    (no adaptation) or the ``selected_adaptive`` figure of the mode.  Results merge into
+    ``<reports_dir>/<dataset>/metrics.json`` (same protocol x modality x method x classifier
+    replaced, others kept); ``report.md`` and its figures are redrawn from the merged
+    results, and ``model.joblib`` holds the candidate the same selection chooses on all clips.
 
     Parameters
     ----------
     dataset : str
         Corpus name, e.g. ``"ravdess"``.
     method : str
-        Fusion method directory under ``<cache_dir>/<dataset>/fused/``, e.g. ``"concat"``.
+        Fusion method, as given to ``python -m fusion``, e.g. ``"concat"``.
     classifiers : str or list of str
         ``"all"``, ``"light"``, a comma list or a list of names (see ``classify.classifiers``).
+        Selection compares the light ones and the torch networks named explicitly, on
+        fused vectors (sequence and block classifiers are table rows only).
+    protocol : str or None
+        Evaluate only this protocol; None: every protocol whose fused folds exist.
+    speaker_norm : {"none", "all", "enrol:K"}
+        Which adaptation of ``method`` to read (``fusion.speaker_norm.method_dir_name``).
     cache_dir, reports_dir : Path
+    n_jobs : int
+        joblib workers of the nested selection.
+    progress : bool
+        Progress bars over folds x classifiers and selection fits.
 
     Returns
     -------
     summary : dict
-        ``results`` (the entries of this run), ``metrics``, ``report`` and ``model``
-        (paths), ``best`` (the entry the model was refit from).
+        ``results`` (the entries of this run), ``selected`` and ``selected_adaptive`` (of the
+        protocols of this run), ``metrics``, ``report`` and ``model`` (paths), ``best`` (the
+        model's selection, or None).
 
     Raises
     ------
     EmofuseError
-        Unknown classifier, no fused folds for ``method`` or no feature store.
+        Unknown classifier, protocol or normalisation, no fused folds for ``method``, or no
+        feature store.
     """
     names = parse_classifiers(classifiers)
-    method_dir = Path(cache_dir) / dataset / "fused" / method
-    protocols = [p for p in PROTOCOL_ORDER if (method_dir / p / "folds.json").is_file()]
-    if not [p for p in protocols if p != RANDOM_PROTOCOL]:
-        raise EmofuseError(f"no speaker-independent fused features in {method_dir}: run "
-                           f"`make fuse DATASET={dataset} METHOD={method}` first")
+    mode = parse_speaker_norm(speaker_norm)
+    fused_root = Path(cache_dir) / dataset / "fused"
+    method_dir = fused_root / method_dir_name(method, mode)
+    mode = parse_method_dir(method_dir.name)[1]  # `--method concat-snorm` names the adaptation too
+    norm_arg = "" if mode == "none" else f" SNORM={mode}"
+    if protocol is not None:
+        if protocol not in PROTOCOLS:
+            raise EmofuseError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+        protocols = [protocol] if (method_dir / protocol / "folds.json").is_file() else []
+    else:
+        protocols = [p for p in PROTOCOL_ORDER if (method_dir / p / "folds.json").is_file()]
+    if not protocols:
+        raise EmofuseError(f"no fused features{f' for protocol {protocol}' if protocol else ''} in {method_dir}: "
+                           f"run `make fuse DATASET={dataset} METHOD={method}"
+                           f"{f' PROTOCOL={protocol}' if protocol else ''}{norm_arg}` first")
     report_dir = Path(reports_dir) / dataset
+    existing = report.read_metrics(report_dir / "metrics.json")
+    selected, adaptive = {}, {}
     with FeatureStore.open(store_path(dataset, cache_dir)) as store:
         results = []
-        for protocol in protocols:
-            results += evaluate_protocol(store, method_dir / protocol, method, names)
-            baseline = evaluate_baseline(store, method_dir / protocol)
+        for name in protocols:
+            folds_file = json.loads((method_dir / name / "folds.json").read_text())
+            warning = split_warning(name, shared_speakers(folds_file["folds"], store.clips))
+            results += evaluate_protocol(store, method_dir / name, method_dir.name, names, warning=warning,
+                                         progress=progress)
+            baseline = evaluate_baseline(store, method_dir / name, warning=warning)
             results += [baseline] if baseline else []
+            if warning is None:  # selection only where no speaker is on both sides
+                figure = select_protocol(store, fused_root, name, folds_file["folds"], classifiers, mode,
+                                         existing, n_jobs, progress)
+                if figure and mode == "none":
+                    selected[name] = figure
+                elif figure:
+                    adaptive[name] = {mode: figure}
         if not results:
             raise EmofuseError(f"none of {', '.join(names)} could run on {method_dir} and the store has no "
                                "eGeMAPS baseline; for bilstm_sa the store needs frame-level sequences")
-        metrics = report.merge_metrics(report.read_metrics(report_dir / "metrics.json"), results, dataset)
-        draw_fused_space(method_dir / protocols[0], method, report_dir)
-        metrics["model"] = save_best_model(store, metrics["results"], Path(cache_dir) / dataset / "fused",
-                                           report_dir / MODEL_FILE)
+        metrics = report.merge_metrics(existing, results, dataset, selected=selected, selected_adaptive=adaptive)
+        draw_fused_space(method_dir / protocols[0], method_dir.name, report_dir)
+        metrics["model"] = save_model(store, metrics, report_dir / MODEL_FILE, n_jobs=n_jobs, progress=progress)
     report.write_metrics(report_dir / "metrics.json", metrics)
     report_path = report.write_report(report_dir, metrics, changed={(r["protocol"], r["method"]) for r in results})
-    return {"results": results, "metrics": report_dir / "metrics.json", "report": report_path,
+    return {"results": results, "selected": selected, "selected_adaptive": adaptive,
+            "metrics": report_dir / "metrics.json", "report": report_path,
             "model": report_dir / MODEL_FILE if metrics["model"] else None, "best": metrics["model"]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Nested selection
+# ---------------------------------------------------------------------------------------------
+
+
+def selection_classifiers(spec) -> list:
+    """The classifiers selection compares: the light ones of ``spec`` and the others named
+    in it explicitly (not through ``all``), that take fused vectors."""
+    names = parse_classifiers(spec)
+    tokens = spec.split(",") if isinstance(spec, str) else list(spec)
+    named = {t.strip() for t in tokens} - {"all", "light"}
+    return [n for n in names if selectable(n) and (CLASSIFIERS[n].light or n in named)]
+
+
+def protocol_candidates(fused_root: Path, protocol: str, folds: list, classifiers: list, mode="none") -> list:
+    """The candidates of a protocol: each fused method directory of ``mode`` x modality x classifier.
+
+    A directory whose folds differ from ``folds`` (another seed) or whose video input is a
+    per-fold STIP bag of words (not refitted by selection) is left out, with a message.
+    """
+    candidates = []
+    for directory in sorted(p for p in Path(fused_root).iterdir() if (p / protocol / "folds.json").is_file()):
+        if parse_method_dir(directory.name)[1] != mode:
+            continue
+        if json.loads((directory / protocol / "folds.json").read_text())["folds"] != folds:
+            log.warning("selection leaves out %s: its %s folds differ from the evaluated ones", directory.name,
+                        protocol)
+            continue
+        for modality in MODALITY_ORDER:
+            meta_path = directory / protocol / modality / "meta.json"
+            if not meta_path.is_file():
+                continue
+            meta = json.loads(meta_path.read_text())
+            if meta.get("stip_bow"):
+                log.warning("selection leaves out %s %s: per-fold STIP bags of words are not refitted inside "
+                            "training speakers", directory.name, modality)
+                continue
+            params = freeze_params(meta.get("requested_params", {}))
+            candidates += [Candidate(modality, meta["method"], params, name, mode, int(meta.get("seed", 0)))
+                           for name in classifiers]
+    return list(dict.fromkeys(candidates))
+
+
+def select_protocol(store, fused_root, protocol, folds, classifiers, mode, existing, n_jobs, progress):
+    """The nested-selection figure of a protocol over its fused methods of adaptation ``mode``.
+
+    A figure whose key (candidates, folds, store configuration and clips) matches the one in
+    ``existing`` metrics is reused.  None when there is no candidate or the folds have too
+    few training speakers.
+    """
+    names = selection_classifiers(classifiers)
+    if not names:
+        log.warning("no classifier of %s takes fused vectors: no nested selection", classifiers)
+        return None
+    candidates = protocol_candidates(fused_root, protocol, folds, names, mode)
+    if not candidates:
+        return None
+    clips = store.clips[["clip_id", "speaker", "label"]].astype(str).to_csv(index=False)
+    key = selection_key([c.describe() for c in candidates], folds, store.config_hash, clips)
+    old = (existing.get("selected", {}).get(protocol) if mode == "none"
+           else existing.get("selected_adaptive", {}).get(protocol, {}).get(mode))
+    if old and old.get("key") == key:
+        log.info("nested selection of %s (%s) is up to date; reusing it", protocol, mode)
+        return old
+    corpus = Corpus.from_store(store, sorted({c.modality for c in candidates}, key=MODALITY_ORDER.index))
+    try:
+        figure = nested_selection(corpus, folds, candidates, n_jobs=n_jobs, progress=progress,
+                                  desc=f"select {protocol} {mode}")
+    except EmofuseError as err:
+        log.warning("no nested selection for %s (%s): %s", protocol, mode, err)
+        return None
+    return figure | {"protocol": protocol, "speaker_norm": mode, "key": key} | (
+        {"adaptation": ADAPTIVE_LABEL} if mode != "none" else {})
+
+
+def save_model(store, metrics: dict, path: Path, *, n_jobs=1, progress=True):
+    """Choose and refit the model on all clips with the candidates of the headline selection.
+
+    The reference protocol is the first speaker-independent one with a ``selected`` figure
+    (``speaker``, then ``loso``, then ``manifest``); its candidates are compared by inner
+    speaker-grouped CV over all speakers and the winner is refitted on all clips
+    (``select.select_model``).  Its adaptive candidates (``all`` mode, else the first
+    enrolment mode) give the model's speaker-adaptive variant.  A variant is refitted only
+    when its candidates, the store's configuration or its clips changed.
+
+    Returns
+    -------
+    selection : dict or None
+        The saved model's protocol, variants and their selection (None without a
+        speaker-independent selection).
+    """
+    protocol = next((p for p in PROTOCOL_ORDER if p in metrics.get("selected", {})), None)
+    if protocol is None:
+        return None
+    variants = {"none": metrics["selected"][protocol]["candidates"]}
+    adaptive = metrics.get("selected_adaptive", {}).get(protocol, {})
+    mode = "all" if "all" in adaptive else next(iter(sorted(adaptive)), None)
+    if mode:
+        variants["adaptive"] = adaptive[mode]["candidates"]
+    clips = store.clips[["clip_id", "speaker", "label"]].astype(str).to_csv(index=False)
+    keys = {variant: selection_key(described, store.config_hash, clips) for variant, described in variants.items()}
+    saved = joblib.load(path) if path.is_file() else None
+    saved = saved if isinstance(saved, SavedModel) else None
+    if saved and {v: s.get("key") for v, s in saved.selection.items()} == keys:
+        return {"protocol": protocol, **saved.selection}
+    modalities = sorted({c["modality"] for described in variants.values() for c in described},
+                        key=MODALITY_ORDER.index)
+    corpus = Corpus.from_store(store, modalities)
+    fitted, selection = {}, {}
+    for variant, described in variants.items():
+        if saved and saved.selection.get(variant, {}).get("key") == keys[variant]:  # this variant is unchanged
+            fitted[variant], selection[variant] = saved.variants[variant], saved.selection[variant]
+            continue
+        candidates = [Candidate.from_description(c) for c in described]
+        fitted[variant], selection[variant] = select_model(corpus, candidates, n_jobs=n_jobs, progress=progress)
+        selection[variant].pop("candidates")
+        selection[variant]["key"] = keys[variant]
+    model = SavedModel(store.dataset, store.config, store.config_hash, fitted, selection)
+    with atomic_path(path) as tmp:
+        joblib.dump(model, tmp)
+    return {"protocol": protocol, **selection}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -132,36 +296,50 @@ def load_folds(modality_dir: Path) -> list:
     return folds
 
 
-def evaluate_protocol(store, protocol_dir: Path, method: str, names: list) -> list:
+def evaluate_protocol(store, protocol_dir: Path, method: str, names: list, *, warning=None, progress=False) -> list:
     """Results of every classifier on every modality of one protocol directory.
 
-    A ``sequence`` classifier reads the clips' frame-level streams from ``store`` (the
-    fold's clip ids); a ``blocks`` classifier runs on the fused modality with the fold's
-    audio and video outputs side by side.
+    A ``vector`` classifier reads the fused folds.  A ``sequence`` classifier reads the
+    clips' frame-level streams from ``store`` (the fold's clip ids) and no fusion output, so
+    its results are labelled with method ``frames`` (``SEQUENCE_METHOD``) whatever
+    ``method`` is: evaluating two methods gives that row once, not twice under two names.
+    A ``blocks`` classifier runs on the fused modality with the fold's audio and video
+    outputs side by side.  ``warning`` (a split that is not speaker-independent) and the
+    adaptation label of an adaptive ``method`` go into every entry.
     """
     folds_file = json.loads((protocol_dir / "folds.json").read_text())
-    protocol, warning = folds_file["protocol"], folds_file.get("warning")
+    protocol = folds_file["protocol"]
+    mode = parse_method_dir(method)[1]
     folds = {m: load_folds(protocol_dir / m) for m in MODALITY_ORDER if (protocol_dir / m).is_dir()}
     folds = {m: f for m, f in folds.items() if f}
-    results = []
-    for modality, modality_folds in folds.items():
+    runs = []
+    for modality in folds:
         for name in names:
             spec = CLASSIFIERS[name]
             if spec.input == "blocks" and not (modality == "fused" and {"audio", "video"} <= folds.keys()):
                 continue
-            if spec.input == "sequence" and not _sequence_families(store, modality):
-                continue
-            splits, blocks = _splits(spec.input, modality_folds, folds, store, modality)
-            fold_results = cross_validate(
-                lambda: make_classifier(name, random_state=SEED, blocks=blocks), splits, groups=spec.groups)
-            results.append(_entry(protocol, modality, method, name, fold_results)
-                           | ({"warning": warning} if warning else {}))
-            log.info("%s %s %s %s: UA %.3f over %d folds", protocol, modality, method, name,
-                     results[-1]["ua"], len(fold_results))
+            if spec.input == "sequence" and (not _sequence_families(store, modality) or mode.startswith("enrol")):
+                continue  # enrolment folds lack the enrolment clips: frames are scored on the full folds
+            runs.append((modality, name))
+    results = []
+    for modality, name in tqdm(runs, disable=not progress, unit="run", desc=f"evaluate {method} {protocol}"):
+        spec = CLASSIFIERS[name]
+        splits, blocks = _splits(spec.input, folds[modality], folds, store, modality)
+        fold_results = cross_validate(
+            lambda: make_classifier(name, random_state=SEED, blocks=blocks), splits, groups=spec.groups)
+        if spec.input == "sequence":
+            labels = {"consumed": SEQUENCE_CONSUMED}
+            entry = _entry(protocol, modality, SEQUENCE_METHOD, name, fold_results)
+        else:
+            labels = {"adaptation": ADAPTIVE_LABEL, "speaker_norm": mode} if mode != "none" else {}
+            entry = _entry(protocol, modality, method, name, fold_results)
+        results.append(entry | labels | ({"warning": warning} if warning else {}))
+        log.info("%s %s %s %s: UA %.3f over %d folds", protocol, modality, entry["method"], name,
+                 entry["ua"], len(fold_results))
     return results
 
 
-def evaluate_baseline(store, protocol_dir: Path):
+def evaluate_baseline(store, protocol_dir: Path, *, warning=None):
     """The eGeMAPS + logistic-regression baseline on the folds of ``protocol_dir``, or None.
 
     eGeMAPS v02 functionals (88, openSMILE) with a class-balanced, standardised logistic
@@ -184,7 +362,8 @@ def evaluate_baseline(store, protocol_dir: Path):
         splits.append(Split(fold["fold"], X[train], X[test], labels[train], labels[test],
                             speakers[train], speakers[test]))
     fold_results = cross_validate(lambda: make_classifier(BASELINE_CLASSIFIER, random_state=SEED), splits)
-    return _entry(folds["protocol"], "audio", BASELINE_METHOD, BASELINE_CLASSIFIER, fold_results)
+    entry = _entry(folds["protocol"], "audio", BASELINE_METHOD, BASELINE_CLASSIFIER, fold_results)
+    return entry | ({"warning": warning} if warning else {})
 
 
 def cross_validate(build, splits, *, groups: bool = False) -> list:
@@ -336,127 +515,8 @@ def draw_fused_space(protocol_dir: Path, method: str, report_dir: Path):
     if embedding.shape[1] == 1:  # a one-dimensional fused space: spread it along x only
         embedding = np.c_[embedding, np.zeros(len(embedding))]
     speakers = ", ".join(sorted(set(fold["speakers_test"].astype(str).tolist())))
-    title = (f"{method}, {modality}: fold 0 test speakers {speakers}\n"
+    adaptive = f", {ADAPTIVE_LABEL}" if parse_method_dir(method)[1] != "none" else ""
+    title = (f"{method}{adaptive}, {modality}: fold 0 test speakers {speakers}\n"
              f"{'LDA' if lda else 'PCA'} fitted on the training speakers")
     return report.plot_embedding(embedding, fold["y_test"].astype(str), title,
                                  report_dir / "figures" / f"space_{report.slug(method)}.png")
-
-
-# ---------------------------------------------------------------------------------------------
-# The final model: best speaker-independent pipeline refit on all clips
-# ---------------------------------------------------------------------------------------------
-
-
-def save_best_model(store, results: list, fused_root: Path, path: Path):
-    """Refit the best pipeline (mean UA, speaker-independent protocol) on all clips and save it.
-
-    Candidates are the results of the ``speaker`` protocol (else the first other
-    speaker-independent one), best first, down to the first whose features a new file can
-    reproduce (see ``_model_blocks``).  The fold-0 fusion transformer is cloned and refit on
-    every clip, the classifier on its output; a classifier without ``predict_proba`` is
-    calibrated (sigmoid, speaker-grouped 3-fold).  The file is rewritten only when the best
-    pipeline, its scores or the store's configuration changed.
-
-    Returns
-    -------
-    best : dict or None
-        Identity and scores of the saved pipeline (None when no result can be refit).
-    """
-    present = {r["protocol"] for r in results}
-    protocol = next((p for p in PROTOCOL_ORDER if p in present and p != RANDOM_PROTOCOL), None)
-    candidates = sorted((r for r in results if r["protocol"] == protocol), reverse=True,
-                        key=lambda r: (r["ua"], r["accuracy"], r["method"], r["modality"], r["classifier"]))
-    for best in candidates:
-        blocks = _model_blocks(store, best, fused_root)
-        if blocks is not None:
-            break
-    else:
-        return None
-    identity = {key: best[key] for key in ("protocol", "modality", "method", "classifier", "ua", "accuracy")}
-    source = identity | {"config_hash": store.config_hash}
-    if path.is_file() and joblib.load(path).get("source") == source:
-        return identity
-    model = fit_final_model(store, best["classifier"], blocks) | {"source": source}
-    with atomic_path(path) as tmp:
-        joblib.dump(model, tmp)
-    return identity
-
-
-def _model_blocks(store, entry: dict, fused_root: Path):
-    """(modality, input names, fold-0 fusion transformer) of each input block of ``entry``.
-
-    None when a new file cannot reproduce the inputs: a ``sequence`` classifier (prediction
-    has clip-level functionals only), speaker normalisation (``-snorm``: one new clip has no
-    speaker statistics), fused folds that are gone, or inputs that are not store functionals
-    (STIP words of a per-fold codebook).  The baseline has one block and no transformer.
-    """
-    spec = CLASSIFIERS[entry["classifier"]]
-    if spec.input == "sequence":
-        return None
-    if entry["method"] == BASELINE_METHOD:
-        return [("audio", store.functionals(families=["egemaps"])[1], None)]
-    protocol_dir = fused_root / entry["method"] / entry["protocol"]
-    if entry["method"].endswith("-snorm") or not protocol_dir.is_dir():
-        return None
-    stored = set(store.functionals()[1])
-    blocks = []
-    for modality in ("audio", "video") if spec.input == "blocks" else (entry["modality"],):
-        meta = json.loads((protocol_dir / modality / "meta.json").read_text())
-        if not set(meta["input_names"]) <= stored:
-            return None
-        blocks.append((modality, list(meta["input_names"]), joblib.load(protocol_dir / modality / "fold-0.joblib")))
-    return blocks
-
-
-def fit_final_model(store, classifier: str, blocks: list) -> dict:
-    """Refit fusion transformer(s) and classifier on every clip that has the model's inputs.
-
-    Parameters
-    ----------
-    store : FeatureStore
-    classifier : str
-        Registered classifier name.
-    blocks : list of (modality, input_names, transformer or None)
-        As ``_model_blocks`` returns; each transformer is cloned and refit.
-
-    Returns
-    -------
-    model : dict
-        ``blocks`` (list of {modality, input_names, transformer}), ``estimator``,
-        ``labels``, ``feature_config`` (the store's config), ``config_hash``, ``dataset``,
-        ``n_clips``; ``classify.predict`` reads it.
-    """
-    X_all, all_names = store.functionals()
-    column_of = {name: j for j, name in enumerate(all_names)}
-    inputs = [X_all[:, [column_of[name] for name in input_names]] for _, input_names, _ in blocks]
-    rows = np.flatnonzero(np.isfinite(np.hstack(inputs)).any(axis=1))  # as the fusion stage: clips with the modality
-    y = store.clips["label"].astype(str).to_numpy()[rows]
-    speakers = store.clips["speaker"].astype(str).to_numpy()[rows]
-    fitted, outputs = [], []
-    for (modality, input_names, fold_transformer), X in zip(blocks, inputs):
-        X, transformer = X[rows], None
-        if fold_transformer is not None:
-            transformer = clone(fold_transformer)
-            _fit_with_groups(transformer, X, y, speakers)
-            X = transformer.transform(X)
-        fitted.append({"modality": modality, "input_names": input_names, "transformer": transformer})
-        outputs.append(np.asarray(X, dtype=np.float32))
-    Z = np.hstack(outputs)
-
-    spec = CLASSIFIERS[classifier]
-    estimator = make_classifier(classifier, random_state=SEED,
-                                blocks=tuple(o.shape[1] for o in outputs) if spec.input == "blocks" else None)
-    if not hasattr(estimator, "predict_proba"):
-        n_splits = min(3, len(set(speakers.tolist())))
-        estimator = CalibratedClassifierCV(estimator, method="sigmoid", ensemble=False,
-                                           cv=list(GroupKFold(n_splits=n_splits).split(Z, y, speakers)))
-    estimator.fit(Z, y, **({"groups": speakers} if spec.groups else {}))
-    return {"dataset": store.dataset, "blocks": fitted, "estimator": estimator,
-            "labels": [str(c) for c in estimator.classes_], "feature_config": store.config,
-            "config_hash": store.config_hash, "n_clips": int(len(rows))}
-
-
-def _fit_with_groups(transformer, X, y, groups) -> None:
-    """Fit a fusion transformer, passing the speakers to a ``fit`` that takes ``groups``."""
-    takes_groups = "groups" in inspect.signature(transformer.fit).parameters
-    transformer.fit(X, y, **({"groups": groups} if takes_groups else {}))

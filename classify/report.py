@@ -2,7 +2,10 @@
 
 ``metrics.json`` accumulates: each run replaces the results with the same protocol x
 modality x method x classifier and keeps the others, so evaluating several fusion methods
-one after another builds one table.  ``report.md`` and the confusion and per-class figures
+one after another builds one table; the ``selected`` (nested selection) figure of a protocol
+is replaced by the latest run's.  ``report.md`` opens with the selected figures (the
+headline) and then shows the full table, whose maximum is optimistic: it is chosen on the
+test folds.  ``report.md`` and the confusion and per-class figures
 are redrawn from the merged results every time.  Every file is written to a temporary name
 and moved into place (``os.replace``), so an interrupted run never leaves half a report.
 Figures are drawn with matplotlib's Agg canvas (no display needed).
@@ -17,6 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from extract.atomic import atomic_path
+from fusion.speaker_norm import ADAPTIVE_LABEL, enrol_count, parse_method_dir
 
 SCHEMA = "emofuse-metrics/1"
 PROTOCOL_ORDER = ("speaker", "loso", "manifest", "random")
@@ -24,6 +28,7 @@ MODALITY_ORDER = ("audio", "video", "fused")
 RESULT_KEY = ("protocol", "modality", "method", "classifier")
 RANDOM_PROTOCOL = "random"
 BASELINE_METHOD = "egemaps-baseline"
+SEQUENCE_METHOD = "frames"  # what sequence classifiers consume instead of a fusion output
 READING_GUIDE = (
     "Scores are percentages, mean ± standard deviation over folds (ddof = 1). **UA** is the unweighted "
     "average recall (mean per-class recall, balanced accuracy); **accuracy** is overall accuracy (what "
@@ -66,7 +71,7 @@ def read_metrics(path: Path) -> dict:
     return metrics if metrics.get("schema") == SCHEMA else {"schema": SCHEMA, "results": []}
 
 
-def merge_metrics(existing: dict, results: list, dataset: str) -> dict:
+def merge_metrics(existing: dict, results: list, dataset: str, *, selected=None, selected_adaptive=None) -> dict:
     """Merge new results into an existing ``metrics.json`` content.
 
     Parameters
@@ -76,16 +81,22 @@ def merge_metrics(existing: dict, results: list, dataset: str) -> dict:
     results : list of dict
         New entries; each replaces an existing entry with the same ``result_key``.
     dataset : str
+    selected, selected_adaptive : dict, optional
+        protocol -> the nested-selection figure (adaptive: protocol -> mode -> figure); each
+        replaces the existing one of its protocol.
 
     Returns
     -------
     metrics : dict
-        ``schema``, ``dataset`` and ``results`` (sorted by protocol, modality, method,
-        classifier).
+        ``schema``, ``dataset``, ``results`` (sorted by protocol, modality, method,
+        classifier), ``selected`` and ``selected_adaptive``.
     """
     merged = {result_key(entry): entry for entry in existing.get("results", [])}
     merged.update({result_key(entry): entry for entry in results})
-    return {"schema": SCHEMA, "dataset": dataset, "results": sorted(merged.values(), key=_sort_key)}
+    adaptive = existing.get("selected_adaptive", {}) | {
+        p: existing.get("selected_adaptive", {}).get(p, {}) | modes for p, modes in (selected_adaptive or {}).items()}
+    return {"schema": SCHEMA, "dataset": dataset, "results": sorted(merged.values(), key=_sort_key),
+            "selected": existing.get("selected", {}) | (selected or {}), "selected_adaptive": adaptive}
 
 
 def write_metrics(path: Path, metrics: dict) -> Path:
@@ -190,20 +201,107 @@ def _pct(entry: dict, key: str) -> str:
     return f"{100 * entry[key]:.1f}" + (f" ± {100 * std:.1f}" if std is not None and entry["n_folds"] > 1 else "")
 
 
+def method_label(entry: dict) -> str:
+    """The method of a result as the report shows it, with the adaptation label if it has one."""
+    return entry["method"] + (f" ({ADAPTIVE_LABEL})" if entry.get("adaptation") else "")
+
+
 def _results_table(entries: list) -> list:
     best_ua = max(e["ua"] for e in entries)
     lines = ["| modality | fusion method | classifier | UA (%) | accuracy (%) | macro-F1 (%) | WA Mamieva (%) |",
              "|---|---|---|---|---|---|---|"]
     for e in entries:
         ua = _pct(e, "ua")
-        lines.append(f"| {e['modality']} | {e['method']} | {e['classifier']} | "
+        lines.append(f"| {e['modality']} | {method_label(e)} | {e['classifier']} | "
                      f"{f'**{ua}**' if e['ua'] == best_ua else ua} | {_pct(e, 'accuracy')} | "
                      f"{_pct(e, 'macro_f1')} | {_pct(e, 'wa_mamieva')} |")
     return lines
 
 
+def _chosen_text(chosen: dict) -> str:
+    params = ", ".join(f"{k}={v}" for k, v in chosen["params"].items())
+    return (f"{chosen['modality']} / {chosen['method']}{f' ({params})' if params else ''} / "
+            f"{chosen['classifier']}")
+
+
+def _selected_section(metrics: dict, protocols: list) -> list:
+    """The headline: nested-selection figures per protocol, adaptive ones labelled."""
+    selected, adaptive = metrics.get("selected", {}), metrics.get("selected_adaptive", {})
+    rows = [(p, "none", selected[p]) for p in protocols if p in selected]
+    rows += [(p, mode, adaptive[p][mode]) for p in protocols for mode in _mode_order(adaptive.get(p, {}))]
+    if not rows:
+        return []
+    lines = ["## Selected pipeline (nested selection): the headline", "",
+             "Within each outer fold, every candidate (modality x fusion method x classifier) was scored by "
+             "speaker-grouped cross-validation on that fold's training speakers only; the best was refitted on "
+             "them and scored once on the fold's test speakers. These outer scores are the figure to quote. "
+             "Speaker-adaptive rows used unlabelled clips of the test speaker (all of them, or K enrolment "
+             "clips that are then not scored).", "",
+             "| protocol | adaptation | UA (%) | accuracy (%) | macro-F1 (%) | outer folds | candidates |",
+             "|---|---|---|---|---|---|---|"]
+    for protocol, mode, figure in rows:
+        lines.append(f"| {protocol} | {_mode_text(mode)} | **{_pct(figure, 'ua')}** | {_pct(figure, 'accuracy')} | "
+                     f"{_pct(figure, 'macro_f1')} | {figure['n_folds']} | {len(figure['candidates'])} |")
+    lines.append("")
+    for protocol, mode, figure in rows:
+        counts = {}
+        for chosen in figure["chosen"]:
+            counts[_chosen_text(chosen)] = counts.get(_chosen_text(chosen), 0) + 1
+        lines.append(f"Chosen under `{protocol}`, {_mode_text(mode)}: "
+                     + "; ".join(f"{text} in {n} of {figure['n_folds']} fold(s)" for text, n in counts.items())
+                     + (f" ({figure['how']}, {max(figure['n_inner_folds'])} inner folds at most)."
+                        if max(figure["n_inner_folds"]) else " (the only candidate: nothing to choose)."))
+        lines.append("")
+    return lines
+
+
+def _mode_order(modes) -> list:
+    """Adaptation modes by K, ``all`` last."""
+    return sorted(modes, key=lambda m: (m == "all", enrol_count(m) or 0))
+
+
+def _mode_text(mode: str) -> str:
+    if mode == "none":
+        return "none"
+    return f"{ADAPTIVE_LABEL}: {'all clips' if mode == 'all' else f'{enrol_count(mode)} enrolment clips'}"
+
+
+def _adaptation_section(metrics: dict, protocols: list) -> list:
+    """UA against the enrolment size K, beside no adaptation and all clips."""
+    lines = []
+    for protocol in protocols:
+        entries = [e for e in metrics["results"] if e["protocol"] == protocol and e["method"] != BASELINE_METHOD]
+        by_row = {}
+        for e in entries:
+            method, mode = parse_method_dir(e["method"])
+            by_row.setdefault((e["modality"], method, e["classifier"]), {})[mode] = e
+        selected = {"none": metrics.get("selected", {}).get(protocol)} | metrics.get("selected_adaptive", {}).get(
+            protocol, {})
+        selected = {mode: figure for mode, figure in selected.items() if figure}
+        adaptive_rows = {row: modes for row, modes in by_row.items() if set(modes) - {"none"}}
+        if not adaptive_rows and len(selected) < 2:
+            continue
+        modes = _mode_order({m for modes in adaptive_rows.values() for m in modes} | set(selected) - {"none"})
+        columns = ["none", *modes]
+        lines += [f"## Speaker adaptation under `{protocol}`: UA (%) against the enrolment size", "",
+                  f"Columns: no adaptation, then {ADAPTIVE_LABEL} with K enrolment clips per test speaker "
+                  "(`enrol:K`, not scored) and with all of its clips.", "",
+                  "| modality | fusion method | classifier | " + " | ".join(
+                      "none" if m == "none" else ("all clips" if m == "all" else f"K = {enrol_count(m)}")
+                      for m in columns) + " |",
+                  "|---|---|---|" + "---|" * len(columns)]
+        if len(selected) > 1:
+            lines.append("| selected | nested selection | selected | " + " | ".join(
+                _pct(selected[m], "ua") if m in selected else "" for m in columns) + " |")
+        for (modality, method, classifier), found in sorted(adaptive_rows.items()):
+            lines.append(f"| {modality} | {method} | {classifier} | " + " | ".join(
+                _pct(found[m], "ua") if m in found else "" for m in columns) + " |")
+        lines.append("")
+    return lines
+
+
 def _gap_section(by_protocol: dict, dataset: str, reference: str) -> list:
-    lines = [f"## Speaker-independent (`{reference}`) vs random split", "",
+    lines = [f"### Speaker-independent (`{reference}`) vs random split", "",
              "The random split puts clips of the same speakers on both sides, as many published "
              "results do; the gap below is how much that inflates the scores.", ""]
     random = {result_key(e)[1:]: e for e in by_protocol.get(RANDOM_PROTOCOL, [])}
@@ -212,15 +310,18 @@ def _gap_section(by_protocol: dict, dataset: str, reference: str) -> list:
         lines += ["| modality | fusion method | classifier | UA speaker-indep. (%) | UA random (%) | "
                   "accuracy speaker-indep. (%) | accuracy random (%) | UA gap (points) |",
                   "|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {s['modality']} | {s['method']} | {s['classifier']} | {_pct(s, 'ua')} | {_pct(r, 'ua')} | "
+        lines += [f"| {s['modality']} | {method_label(s)} | {s['classifier']} | {_pct(s, 'ua')} | {_pct(r, 'ua')} | "
                   f"{_pct(s, 'accuracy')} | {_pct(r, 'accuracy')} | {100 * (r['ua'] - s['ua']):+.1f} |"
                   for s, r in paired]
         lines.append("")
     missing = sorted({e["method"] for e in by_protocol[reference]} - {e["method"] for e in random.values()}
-                     - {BASELINE_METHOD})
+                     - {BASELINE_METHOD, SEQUENCE_METHOD})
     for method in missing:
+        name, mode = parse_method_dir(method)
+        norm = "" if mode == "none" else f" SNORM={mode}"
         lines.append(f"No random-split results for method `{method}` yet: run `make fuse DATASET={dataset} "
-                     f"METHOD={method} PROTOCOL=random`, then `make evaluate DATASET={dataset} METHOD={method}`.")
+                     f"METHOD={name} PROTOCOL=random{norm}`, then `make evaluate DATASET={dataset} METHOD={name} "
+                     f"PROTOCOL=random{norm}`.")
     return lines + [""]
 
 
@@ -232,8 +333,8 @@ def write_report(report_dir: Path, metrics: dict, changed=None) -> Path:
     report_dir : Path
         ``reports/<dataset>``; figures go to its ``figures/``.
     metrics : dict
-        ``metrics.json`` content: ``dataset``, ``results`` and ``model`` (the best pipeline,
-        or None).
+        ``metrics.json`` content: ``dataset``, ``results``, ``selected``,
+        ``selected_adaptive`` and ``model`` (the saved model's selection, or None).
     changed : set of (protocol, method), optional
         The groups whose results this run produced: their figures are redrawn, the others
         only when missing.  None redraws every figure.
@@ -249,17 +350,29 @@ def write_report(report_dir: Path, metrics: dict, changed=None) -> Path:
     for entry in results:
         by_protocol.setdefault(entry["protocol"], []).append(entry)
     protocols = [p for p in PROTOCOL_ORDER if p in by_protocol] + sorted(set(by_protocol) - set(PROTOCOL_ORDER))
-    reference = next((p for p in protocols if p != RANDOM_PROTOCOL), protocols[0])
+    independent = [p for p in protocols if not any(e.get("warning") for e in by_protocol[p])]
+    reference = independent[0] if independent else protocols[0]
 
     lines = [f"# Emotion recognition results: {dataset}", "",
              "Written by `python -m classify evaluate` from `metrics.json` beside this file.", "", READING_GUIDE, ""]
+    lines += _selected_section(metrics, protocols)
+    lines += _adaptation_section(metrics, protocols)
+    lines += ["## All results: the maximum over methods x classifiers is optimistic (chosen on the test folds)", "",
+              "Every row below is scored on the test folds; picking the best row afterwards uses those folds, so "
+              "the best row overstates what a method chosen without the test speakers achieves (see the selected "
+              "pipeline above).", ""]
     if not any(e["method"] == BASELINE_METHOD for e in results):
         lines += ["The eGeMAPS baseline is missing: the feature store has no `egemaps` family "
                   "(openSMILE features).", ""]
+    if any(e["method"] == SEQUENCE_METHOD for e in results):
+        lines += [f"Method `{SEQUENCE_METHOD}`: sequence classifiers read the clips' frame-level streams, not "
+                  "the output of a fusion method, so they appear once whatever method was evaluated.", ""]
     for protocol in protocols:
         folds = by_protocol[protocol][0]["folds"]
-        lines += [f"## {PROTOCOL_TITLES.get(protocol, f'Protocol `{protocol}`')}", "",
-                  f"{len(folds)} fold(s); test speakers per fold: "
+        warning = next((e["warning"] for e in by_protocol[protocol] if e.get("warning")), None)
+        lines += [f"### {PROTOCOL_TITLES.get(protocol, f'Protocol `{protocol}`')}", ""]
+        lines += [f"**Warning: {warning}.**", ""] if warning else []
+        lines += [f"{len(folds)} fold(s); test speakers per fold: "
                   + "; ".join(", ".join(map(str, f["test_speakers"])) for f in folds) + ".", ""]
         lines += _results_table(by_protocol[protocol]) + [""]
     lines += _gap_section(by_protocol, dataset, reference)
@@ -273,8 +386,8 @@ def write_report(report_dir: Path, metrics: dict, changed=None) -> Path:
 
 
 def _best_section(best: dict) -> list:
-    """Per-class scores and per-speaker accuracy of the best pipeline."""
-    lines = [f"## Best pipeline under `{best['protocol']}`: {best['modality']} / {best['method']} / "
+    """Per-class scores and per-speaker accuracy of the best row of the table."""
+    lines = [f"### Best row under `{best['protocol']}` (optimistic): {best['modality']} / {method_label(best)} / "
              f"{best['classifier']}", "",
              f"UA {_pct(best, 'ua')} %, accuracy {_pct(best, 'accuracy')} %, macro-F1 {_pct(best, 'macro_f1')} %. "
              "Per-class figures pool the test clips of all folds.", "",
@@ -290,11 +403,23 @@ def _best_section(best: dict) -> list:
 
 def _model_section(model, dataset: str) -> list:
     lines = ["## Final model", ""]
-    if model:
-        return lines + [f"`model.joblib`: {model['modality']} / {model['method']} / {model['classifier']} "
-                        f"(UA {100 * model['ua']:.1f} % under `{model['protocol']}`), refit on all clips. "
-                        f"Predict new files with `python -m classify predict reports/{dataset}/model.joblib FILE...`."]
-    return lines + ["No pipeline could be refit for prediction (see `classify.evaluate.save_best_model`)."]
+    if not model:
+        return lines + ["No model: there is no speaker-independent nested selection (see "
+                        "`classify.evaluate.save_model`)."]
+    lines.append(f"`model.joblib`: {_chosen_text(model['none']['chosen'])}, {_how_chosen(model['none'])} among the "
+                 f"candidates of protocol `{model['protocol']}`, then refitted on all clips, every step included. "
+                 f"Predict new files with `python -m classify predict reports/{dataset}/model.joblib FILE...`.")
+    if "adaptive" in model:
+        lines += ["", f"Its {ADAPTIVE_LABEL} variant: {_chosen_text(model['adaptive']['chosen'])}, "
+                  f"{_how_chosen(model['adaptive'])}; `predict ... --enrol DIR_OR_FILES` normalises with a "
+                  "speaker's enrolment clips and uses it."]
+    return lines
+
+
+def _how_chosen(selection: dict) -> str:
+    inner = selection["chosen"]["inner_ua"]
+    return ("the only candidate" if inner is None
+            else f"chosen by {selection['how']} (inner UA {100 * inner:.1f} %)")
 
 
 def _figure_section(report_dir: Path, by_protocol: dict, protocols: list, reference: str, changed) -> list:
@@ -308,18 +433,20 @@ def _figure_section(report_dir: Path, by_protocol: dict, protocols: list, refere
                 entries = [e for e in by_protocol[protocol] if e["method"] == method and e["modality"] == modality]
                 if entries:
                     best_per_modality.append(max(entries, key=lambda e: (e["ua"], e["accuracy"])))
-            lines.append(f"### `{method}`, protocol `{protocol}`")
+            adaptive = f" ({ADAPTIVE_LABEL})" if best_per_modality[0].get("adaptation") else ""
+            lines.append(f"### `{method}`{adaptive}, protocol `{protocol}`")
             lines.append("")
             for entry in best_per_modality:
                 name = f"confusion_{slug(protocol)}_{slug(method)}_{entry['modality']}.png"
                 if redraw or not (report_dir / "figures" / name).is_file():
                     plot_confusion(entry["confusion"], entry["labels"],
-                                   f"{protocol}: {entry['modality']} / {method} / {entry['classifier']} "
+                                   f"{protocol}: {entry['modality']} / {method_label(entry)} / {entry['classifier']} "
                                    f"(UA {100 * entry['ua']:.1f} %), all folds", report_dir / "figures" / name)
                 lines.append(f"![confusion {entry['modality']}](figures/{name})")
             name = f"per_class_{slug(protocol)}_{slug(method)}.png"
             if redraw or not (report_dir / "figures" / name).is_file():
-                plot_per_class(best_per_modality, f"{protocol}: {method}, best classifier per modality",
+                plot_per_class(best_per_modality, f"{protocol}: {method_label(best_per_modality[0])}, "
+                               "best classifier per modality",
                                report_dir / "figures" / name)
             lines += [f"![per-class {method}](figures/{name})", ""]
             space = f"space_{slug(method)}.png"

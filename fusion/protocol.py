@@ -18,6 +18,7 @@ RANDOM_SPLIT_WARNING = (
     "random 80/20 split of clips: the same speakers are on both sides, so scores are "
     "inflated and not comparable with speaker-independent results; for comparison only"
 )
+SPEAKER_OVERLAP_LABEL = "speaker-overlapping split (the corpus's own)"
 
 
 @dataclass
@@ -143,3 +144,37 @@ def _manifest_test_mask(clips):
     if unknown:
         raise EmofuseError(f"manifest protocol: unknown split value(s) {unknown}; expected train/dev/test")
     return (split == "test").to_numpy()
+
+
+def shared_speakers(folds, clips: pd.DataFrame) -> list:
+    """Speakers with clips on both sides of any fold, sorted (empty: speaker-independent).
+
+    Parameters
+    ----------
+    folds : list of Fold or of dict
+        As ``make_folds`` returns them, or their ``to_dict`` form (``folds.json``).
+    clips : pd.DataFrame
+        Clip table with ``clip_id`` and ``speaker``.
+    """
+    speaker_of = dict(zip(clips["clip_id"].astype(str), clips["speaker"].astype(str)))
+    shared = set()
+    for fold in folds:
+        fold = fold if isinstance(fold, dict) else fold.to_dict()
+        train = {speaker_of[i] for i in fold["train_ids"] if i in speaker_of}
+        shared |= train & {speaker_of[i] for i in fold["test_ids"] if i in speaker_of}
+    return sorted(shared)
+
+
+def split_warning(protocol: str, shared: list):
+    """The warning every output of a split that is not speaker-independent carries, or None.
+
+    ``random``: ``RANDOM_SPLIT_WARNING``; a ``manifest`` (or any) split with speakers on both
+    sides: ``SPEAKER_OVERLAP_LABEL`` and the speakers.
+    """
+    if protocol == "random":
+        return RANDOM_SPLIT_WARNING
+    if shared:
+        named = ", ".join(shared[:5]) + (f" and {len(shared) - 5} more" if len(shared) > 5 else "")
+        return (f"{SPEAKER_OVERLAP_LABEL}: speaker(s) {named} on both sides; scores are not "
+                "speaker-independent")
+    return None

@@ -3,11 +3,12 @@
 The path of one run::
 
     store -> protocol.make_folds -> per modality (audio, video, fused) and fold:
-        training rows only: [STIP bag of words] -> [speaker z-score] -> method pipeline.fit
+        training rows only: [STIP bag of words] -> [speaker adaptation] -> method pipeline.fit
         -> transform both sides -> <out>/<modality>/fold-<k>.npz, fold-<k>.joblib
     -> <out>/<modality>/meta.json (with the stamp that lets a re-run reuse the output)
 
-with ``<out> = <out_root>/<dataset>/fused/<method>[-snorm]/<protocol>``.
+with ``<out> = <out_root>/<dataset>/fused/<method>[-snorm|-enrol<K>]/<protocol>``
+(``fusion.speaker_norm.method_dir_name``).
 """
 
 import hashlib
@@ -17,14 +18,15 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+from tqdm import tqdm
 
 from extract.errors import EmofuseError
 from features.stip import DESCRIPTOR_NAMES, StipBagOfWords
 from extract.atomic import atomic_path
 
 from .methods import build_pipeline, parse_method
-from .protocol import RANDOM_SPLIT_WARNING, make_folds
-from .speaker_norm import speaker_zscore
+from .protocol import make_folds, shared_speakers, split_warning
+from .speaker_norm import ADAPTIVE_LABEL, adapt, method_dir_name, parse_speaker_norm
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,8 @@ STIP_FAMILY = "stip"
 STIP_POINTS = "stip_points"
 
 
-def fuse(store, method, *, protocol="speaker", speaker_norm=False, out_root=Path("cache"), seed=0, **params) -> Path:
+def fuse(store, method, *, protocol="speaker", speaker_norm="none", out_root=Path("cache"), seed=0,
+         progress=True, **params) -> Path:
     """Write the fused features of every fold of ``protocol`` for each modality of ``store``.
 
     Parameters
@@ -43,14 +46,18 @@ def fuse(store, method, *, protocol="speaker", speaker_norm=False, out_root=Path
         ``concat``, ``mfa``, ``zebra`` or a ``+`` chain such as ``zebra+mfa``.
     protocol : {"speaker", "loso", "random", "manifest"}
         See ``fusion.protocol.make_folds``.
-    speaker_norm : bool
-        Z-score each speaker's features with that speaker's own statistics first
-        (``fusion.speaker_norm.speaker_zscore``; a speaker on both sides of a fold uses its
-        training clips only).  Output goes to ``<method>-snorm``.
+    speaker_norm : {"none", "all", "enrol:K"} or bool
+        Speaker adaptation (``fusion.speaker_norm``): z-score each speaker with its own
+        statistics first, test speakers with all their clips (``all``, True; output in
+        ``<method>-snorm``) or with ``K`` enrolment clips that are then left out of the test
+        side (``enrol:K``; ``<method>-enrol<K>``).  A speaker on both sides of a fold uses
+        its training clips.
     out_root : Path
         Cache root; output under ``<out_root>/<dataset>/fused/``.
     seed : int
-        Seed of the folds and of every randomised step.
+        Seed of the folds, the enrolment draw and every randomised step.
+    progress : bool
+        Show a progress bar over modalities x folds.
     **params
         Method parameters (see ``fusion.methods.build_pipeline``), plus ``stip_bow=n_words``
         to replace the fixed ``stip`` encoding by a bag of ``n_words`` visual words whose
@@ -59,10 +66,12 @@ def fuse(store, method, *, protocol="speaker", speaker_norm=False, out_root=Path
     Returns
     -------
     out_dir : Path
-        ``<out_root>/<dataset>/fused/<method>[-snorm]/<protocol>``.  Per modality in
+        ``<out_root>/<dataset>/fused/<method dir>/<protocol>``.  Per modality in
         {audio, video, fused} the store supports, ``<modality>/fold-<k>.npz`` (X_train,
         X_test float32; y_*, ids_*, speakers_* str), ``fold-<k>.joblib`` (the fitted
-        pipeline) and ``meta.json``; ``folds.json`` beside them.  Clips without any feature
+        pipeline) and ``meta.json``; ``folds.json`` beside them, with ``speaker_independent``
+        and, for a split that is not (random, or a manifest sharing speakers), ``warning``;
+        adaptive output carries ``adaptation`` (``fusion.speaker_norm.ADAPTIVE_LABEL``).  Clips without any feature
         of a modality are left out of that modality's folds.  ``meta.json`` holds the
         settings, ``params`` (every step's parameters), ``input_names`` (the store's column
         names, then ``stip_word_<i>``), per fold ``output_names`` and, for zebra,
@@ -86,9 +95,10 @@ def fuse(store, method, *, protocol="speaker", speaker_norm=False, out_root=Path
     if len(modalities) == 2:
         modalities.append("fused")
     pipeline = build_pipeline(method, None, seed=seed, **params)  # fail on bad parameters before any work
-    out_dir = Path(out_root) / store.dataset / "fused" / (method + ("-snorm" if speaker_norm else "")) / protocol
+    speaker_norm = parse_speaker_norm(speaker_norm)
+    out_dir = Path(out_root) / store.dataset / "fused" / method_dir_name(method, speaker_norm) / protocol
     settings = {
-        "dataset": store.dataset, "method": method, "protocol": protocol, "speaker_norm": bool(speaker_norm),
+        "dataset": store.dataset, "method": method, "protocol": protocol, "speaker_norm": speaker_norm,
         "seed": seed, "stip_bow": stip_words, "requested_params": params, "store_config_hash": store.config_hash,
         "pipeline": repr(pipeline),  # the effective parameters, defaults included
     }
@@ -101,27 +111,38 @@ def fuse(store, method, *, protocol="speaker", speaker_norm=False, out_root=Path
     clips = {key: store.clips[column].to_numpy(dtype=str) for key, column in
              (("ids", "clip_id"), ("labels", "label"), ("speakers", "speaker"))}
     skip = [STIP_FAMILY] if stip_words else []  # the words replace the fixed encoding
-    inputs = {m: _modality_matrix(store, m, skip=skip if m != "audio" else []) for m in modalities}
+    inputs = {m: modality_matrix(store, m, skip=skip if m != "audio" else []) for m in modalities}
     for modality, (X, _, _) in inputs.items():
         _check_training_classes(folds, clips, np.isfinite(X).any(axis=1), modality)
     words = _stip_bags_of_words(store, folds, clips["ids"], stip_words, seed) if stip_words else None
-    warning = {"warning": RANDOM_SPLIT_WARNING} if protocol == "random" else {}
+    shared = shared_speakers(folds, store.clips)
+    warning = {"warning": split_warning(protocol, shared)} if split_warning(protocol, shared) else {}
     if warning:
-        log.warning("%s", RANDOM_SPLIT_WARNING)
-    _write_json(out_dir / "folds.json", {"protocol": protocol, **warning, "folds": [f.to_dict() for f in folds]})
-    for modality, matrix in inputs.items():
-        fold_words = words if modality != "audio" else None
-        meta = _fuse_modality(matrix, clips, folds, fold_words, method, params, speaker_norm, seed, out_dir / modality)
-        header = {**settings, **warning, "modality": modality, "stamp": stamp}
-        _write_json(out_dir / modality / "meta.json", header | meta)
-        log.info("%s: %d folds of %s features written to %s", method, len(folds), modality, out_dir / modality)
+        log.warning("%s", warning["warning"])
+    labels = {"speaker_independent": not shared}
+    if speaker_norm != "none":
+        labels["adaptation"] = ADAPTIVE_LABEL
+        log.info("%s, %s", ADAPTIVE_LABEL, speaker_norm)
+    _write_json(out_dir / "folds.json", {"protocol": protocol, **warning, **labels,
+                                         "folds": [f.to_dict() for f in folds]})
+    with tqdm(total=len(inputs) * len(folds), disable=not progress, unit="fold",
+              desc=f"fuse {method_dir_name(method, speaker_norm)} {protocol}") as bar:
+        for modality, matrix in inputs.items():
+            fold_words = words if modality != "audio" else None
+            meta = _fuse_modality(matrix, clips, folds, fold_words, method, params, speaker_norm, seed,
+                                  out_dir / modality, bar)
+            header = {**settings, **warning, **labels, "modality": modality, "stamp": stamp}
+            _write_json(out_dir / modality / "meta.json", header | meta)
+            log.info("%s: %d folds of %s features written to %s", method, len(folds), modality, out_dir / modality)
+    log.info("fused %s x %d folds (%s) into %s", "/".join(inputs), len(folds), protocol, out_dir)
     return out_dir
 
 
-def _fuse_modality(matrix, clips, folds, words, method, params, speaker_norm, seed, out_dir):
+def _fuse_modality(matrix, clips, folds, words, method, params, speaker_norm, seed, out_dir, bar):
     """Fit and apply the method on every fold of one modality; return its meta.json entries.
 
-    ``words`` is None or, per fold, the fitted STIP encoder and the clips' word histograms.
+    ``words`` is None or, per fold, the fitted STIP encoder and the clips' word histograms;
+    ``bar`` advances by one per fold.
     """
     for stale in [out_dir / "meta.json", *out_dir.glob("fold-*")]:
         stale.unlink(missing_ok=True)
@@ -141,10 +162,11 @@ def _fuse_modality(matrix, clips, folds, words, method, params, speaker_norm, se
             encoder, histograms = words[fold.fold]
             Xf = np.hstack([X, histograms])
             _dump(encoder, out_dir / f"fold-{fold.fold}.stip_bow.joblib")
-        if speaker_norm:  # 2. per-speaker statistics, from training clips where a speaker has some
-            rows = train | test
-            Xf = Xf.copy()
-            Xf[rows] = speaker_zscore(Xf[rows], speakers[rows], reference=train[rows])
+        # 2. Speaker adaptation: training speakers with their own clips, test speakers with theirs
+        # (all, or K enrolment clips that then leave the test side).
+        # The enrolment draw takes all the fold's test clips, so it is the same in every modality.
+        Xf, scored = adapt(Xf, ids, speakers, train, np.isin(ids, fold.test_ids), speaker_norm, seed=seed)
+        test &= scored
         # 3. The method, fitted on the training side only.
         pipeline = build_pipeline(method, blocks, seed=seed, **params)
         pipeline.fit(Xf[train], labels[train], groups=speakers[train])
@@ -161,6 +183,7 @@ def _fuse_modality(matrix, clips, folds, words, method, params, speaker_norm, se
             selector = pipeline[: [name for name, _ in pipeline.steps].index("zebra") + 1]
             selected = selector.get_feature_names_out(input_names)
             meta.setdefault("selected_features", []).append([str(n) for n in selected])
+        bar.update()
     return meta
 
 
@@ -177,8 +200,18 @@ def _check_training_classes(folds, clips, present, modality):
             )
 
 
-def _modality_matrix(store, modality, skip):
-    """Functionals of a modality (fused: audio then video) with names and blocks [name, n_columns]."""
+def modality_matrix(store, modality, skip=()):
+    """The input of a modality: its functionals (fused: audio then video columns).
+
+    Returns
+    -------
+    X : np.ndarray [shape=(n_clips, d), dtype=float64]
+        NaN where a clip lacks a value.
+    names : list of str
+        Store column names, length d.
+    blocks : list of [str, int]
+        Modality and column count of each block, for ``BlockConcat``.
+    """
     matrices, names, blocks = [], [], []
     for name in ("audio", "video"):
         if modality in (name, "fused"):

@@ -10,19 +10,26 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.linear_model import LogisticRegression
 from sklearn.impute import SimpleImputer
+from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from classify import evaluate as evaluate_module
 from classify import report
 from classify.__main__ import main
-from classify.classifiers import CLASSIFIERS, make_classifier, parse_classifiers
+from classify.classifiers import CLASSIFIERS, ClassifierSpec, make_classifier, parse_classifiers
 from classify.evaluate import BASELINE_METHOD, clip_sequences, evaluate
 from extract.errors import EmofuseError
 from features.store import FAILURE_COLUMNS, FeatureStore, store_path, write_store
 from features.stream import Stream
+from fusion.methods import build_pipeline
 from fusion.protocol import make_folds
+from fusion.run import fuse, modality_matrix
+from fusion.speaker_norm import ADAPTIVE_LABEL, speaker_zscore
 
 DATASET = "toy"
 EMOTIONS = ["angry", "happy", "neutral", "sad"]
@@ -32,14 +39,16 @@ REQUIRED_KEYS = {"protocol", "modality", "method", "classifier", "accuracy", "ua
                  "accuracy_std", "ua_std", "folds"}
 
 
-def write_toy_store(cache, *, shuffle_labels=False, seed=0):
+def write_toy_store(cache, *, shuffle_labels=False, seed=0, split=""):
     """6 speakers x 4 emotions x 6 clips; each family carries the emotion in a few columns
-    (plus a speaker offset and noise) unless ``shuffle_labels`` breaks the link."""
+    (plus a speaker offset and noise) unless ``shuffle_labels`` breaks the link.  ``split``:
+    the clips' ``split`` column (a value, or a function of the take number 0-5)."""
     rng = np.random.default_rng(seed)
     rows = [(s, e, r) for s in SPEAKERS for e in EMOTIONS for r in range(6)]
     clips = pd.DataFrame({"clip_id": [f"{s}-{e}-{r}" for s, e, r in rows], "speaker": [s for s, _, _ in rows],
                           "label": [e for _, e, _ in rows], "gender": [["female", "male"][int(s) % 2] for s, _, _ in rows],
-                          "audio_path": "", "video_path": "", "split": ""})
+                          "audio_path": "", "video_path": "",
+                          "split": [split(r) if callable(split) else split for _, _, r in rows]})
     code = clips["label"].map(EMOTIONS.index).to_numpy()
     speaker = clips["speaker"].astype(int).to_numpy()
 
@@ -141,7 +150,20 @@ def test_metrics_json_structure_and_easy_scores(easy):
     for modality in ("audio", "video", "fused"):
         assert _result(metrics["results"], "speaker", modality, "concat", "svm")["ua"] > 0.9
     assert _result(metrics["results"], "speaker", "audio", BASELINE_METHOD, "logreg")["ua"] > 0.9
-    assert summary["best"]["protocol"] == "speaker" and summary["best"]["ua"] > 0.9
+    # the headline: nested selection inside the training speakers, on the speaker-independent protocol only
+    assert set(metrics["selected"]) == {"speaker"} and summary["selected"].keys() == {"speaker"}
+    selected = metrics["selected"]["speaker"]
+    assert selected["how"] == "inner speaker-grouped CV on training speakers"
+    assert selected["ua"] > 0.9 and {"accuracy", "macro_f1", "ua_std"} <= selected.keys()
+    assert [f["fold"] for f in selected["folds"]] == [f["fold"] for f in fused["folds"]]
+    assert selected["ua"] == pytest.approx(np.mean([f["ua"] for f in selected["folds"]]))
+    assert len(selected["candidates"]) == 3 * 2  # modalities x classifiers of the one fused method
+    assert len(selected["chosen"]) == n_folds
+    for chosen in selected["chosen"]:
+        assert {"modality", "method", "classifier", "params"} <= chosen.keys() and chosen["method"] == "concat"
+        assert {k: chosen[k] for k in ("modality", "method", "classifier")} in [
+            {k: c[k] for k in ("modality", "method", "classifier")} for c in selected["candidates"]]
+    assert summary["best"]["protocol"] == "speaker" and summary["best"]["none"]["chosen"]["inner_ua"] > 0.9
 
 
 def test_report_md_tables_protocols_and_figures(easy):
@@ -153,6 +175,12 @@ def test_report_md_tables_protocols_and_figures(easy):
                      "| fused | concat | svm |", f"| audio | {BASELINE_METHOD} | logreg |", "## Final model",
                      "| speaker | test fold | accuracy (%) |"):
         assert expected in text, expected
+    # the selected figure first, then the full table under a heading that calls its maximum optimistic
+    headline = text.index("## Selected pipeline (nested selection)")
+    table = text.index("## All results: the maximum over methods x classifiers is optimistic "
+                       "(chosen on the test folds)")
+    assert headline < table < text.index("| fused | concat | svm |")
+    assert "| speaker | none | **" in text[headline:table]
     assert "±" in text and "PROTOCOL=random" not in text
     figures = [line[line.index("(") + 1:-1] for line in text.splitlines() if line.startswith("![")]
     assert any("confusion_random_concat_fused" in f for f in figures)
@@ -164,36 +192,64 @@ def test_report_md_tables_protocols_and_figures(easy):
     assert not list(report_dir.rglob(".*.partial*"))
 
 
-def test_saved_model_predicts_stored_clips(easy, monkeypatch, capsys):
-    predict = pytest.importorskip("classify.predict")
-    root, summary = easy
-    model = predict.load_model(root / "reports" / DATASET / "model.joblib")
-    assert model["source"]["ua"] == summary["best"]["ua"] and sorted(model["labels"]) == EMOTIONS
-    with FeatureStore.open(store_path(DATASET, root / "cache")) as store:
+def _fake_extract(store_dir, calls):
+    """extract_file_features that returns a stored clip's functionals (clip id = file stem)."""
+    with FeatureStore.open(store_path(DATASET, store_dir)) as store:
         features = {f: store.functionals(families=[f]) for f in store.families()}
-        clips = store.clips
-    rows = {clip_id: i for i, clip_id in enumerate(clips["clip_id"])}
-    calls = []
+        rows = {clip_id: i for i, clip_id in enumerate(store.clips["clip_id"])}
 
-    def fake_extract(audio_path, video_path, config):
+    def extract(audio_path, video_path, config):
         calls.append((audio_path, video_path, config))
         clip_id = Path(video_path or audio_path).stem
         return {f: (X[rows[clip_id]], names) for f, (X, names) in features.items()}
+    return extract
 
-    monkeypatch.setattr(predict, "extract_file_features", fake_extract)
+
+def test_saved_model_is_the_whole_chosen_method(easy, monkeypatch, capsys):
+    """model.joblib reproduces, value for value, the chosen candidate refitted on all clips."""
+    predict = pytest.importorskip("classify.predict")
+    root, summary = easy
+    model = predict.load_model(root / "reports" / DATASET / "model.joblib")
+    fitted = model.variants["none"]
+    chosen = summary["best"]["none"]["chosen"]
+    assert (fitted.candidate.modality, fitted.candidate.method_dir, fitted.candidate.classifier) == (
+        chosen["modality"], chosen["method"], chosen["classifier"]) and sorted(fitted.labels) == EMOTIONS
+    assert "adaptive" not in model.variants
+    # the same candidate built from its parts and fitted on every clip of the store gives the same probabilities
+    with FeatureStore.open(store_path(DATASET, root / "cache")) as store:
+        X, names, blocks = modality_matrix(store, fitted.candidate.modality)
+        clips = store.clips
+    y, speakers = clips["label"].to_numpy(str), clips["speaker"].to_numpy(str)
+    fusion = build_pipeline(fitted.candidate.method, blocks).fit(X, y, groups=speakers)
+    estimator = make_classifier(fitted.candidate.classifier)
+    if not hasattr(estimator, "predict_proba"):
+        estimator = CalibratedClassifierCV(estimator, method="sigmoid", ensemble=False,
+                                           cv=list(GroupKFold(3).split(X, y, speakers)))
+    expected = estimator.fit(fusion.transform(X).astype(np.float32), y).predict_proba(
+        fusion.transform(X).astype(np.float32))
+    assert names == fitted.input_names
+
+    calls = []
+    monkeypatch.setattr(predict, "extract_file_features", _fake_extract(root / "cache", calls))
     wanted = clips.groupby("label").head(2)
-    suffix = ".wav" if predict.needed_modalities(model) == {"audio"} else ".mp4"
-    table = predict.predict_files(model, [f"/new/{c}{suffix}" for c in wanted["clip_id"]])
+    suffix = ".wav" if predict.needed_modalities(fitted) == {"audio"} else ".mp4"
+    table, note = predict.predict_files(model, [f"/new/{c}{suffix}" for c in wanted["clip_id"]])
+    assert note is None
+    np.testing.assert_allclose(table[fitted.labels].to_numpy(), expected[wanted.index], rtol=1e-5, atol=1e-7)
     assert list(table["predicted"]) == list(wanted["label"])
-    np.testing.assert_allclose(table[model["labels"]].sum(axis=1), 1.0, atol=1e-6)
     assert calls[0][2] == {"audio": {"sr": 16000}}
     with pytest.raises(EmofuseError, match="unknown file type"):
         predict.predict_files(model, ["/new/clip.txt"])
     # the command line prints one row of probabilities per file
     clip = wanted.iloc[-1]
     assert main(["predict", str(root / "reports" / DATASET / "model.joblib"), f"/new/{clip['clip_id']}{suffix}"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == [*model["labels"], "predicted"] and out[1].split()[-1] == clip["label"]
+    captured = capsys.readouterr()
+    out = captured.out.splitlines()
+    assert out[0].split() == [*fitted.labels, "predicted"] and out[1].split()[-1] == clip["label"]
+    # enrolment clips for a model without an adaptive variant: used without them, and it says so
+    assert main(["predict", str(root / "reports" / DATASET / "model.joblib"), f"/new/{clip['clip_id']}{suffix}",
+                 "--enrol", f"/new/{clip['clip_id']}{suffix}"]) == 0
+    assert "no speaker-adaptive variant" in capsys.readouterr().err
 
 
 def test_results_accumulate_and_are_replaced(easy, tmp_path):
@@ -269,8 +325,21 @@ def test_tuned_svm_picks_c_inside_training_speakers():
     split = evaluate_module.Split(0, X[~test], X[test], y[~test], y[test], speakers[~test], speakers[test])
     (fold,) = evaluate_module.cross_validate(lambda: make_classifier("svm-tuned"), [split], groups=True)
     assert fold["ua"] > 0.85 and fold["test_speakers"] == ["s5", "s6"]
-    with pytest.raises(ValueError, match="groups"):  # GroupKFold cannot run without the speakers
+    with pytest.raises(EmofuseError, match="needs at least 2, got 0"):  # no speakers given
         evaluate_module.cross_validate(lambda: make_classifier("svm-tuned"), [split])
+
+
+def test_tuned_svm_with_few_training_speakers():
+    """Two training speakers: two inner folds instead of scikit-learn's ValueError; one: emofuse's message."""
+    rng = np.random.default_rng(2)
+    y = np.repeat(["a", "b"], 30)
+    X = rng.normal(size=(60, 3)) + 2.5 * (y == "b")[:, None]
+    two = np.tile(["s1", "s2"], 30)
+    tuned = make_classifier("svm-tuned").fit(X, y, groups=two)
+    assert tuned.best_params_["classifier__C"] in (0.1, 1.0, 10.0, 100.0)
+    assert (tuned.predict(X) == y).mean() > 0.85
+    with pytest.raises(EmofuseError, match="at least 2, got 1"):
+        make_classifier("svm-tuned").fit(X, y, groups=np.full(60, "s1"))
 
 
 def test_blocks_align_audio_and_video_rows_by_clip_id():
@@ -312,3 +381,156 @@ def test_predict_file_arguments():
         predict._media_of("take.wav", both)
     with pytest.raises(EmofuseError, match="unknown file type '.txt'"):
         predict._media_of("notes.txt", {"audio"})
+
+
+def test_protocol_option_evaluates_that_protocol_only_and_prints_selected_last(easy, tmp_path, capsys):
+    root, _ = easy
+    shutil.copytree(root, tmp_path / "run")
+    cache, reports = tmp_path / "run" / "cache", tmp_path / "run" / "reports"
+    before = json.loads((reports / DATASET / "metrics.json").read_text())
+    assert main(["evaluate", "--dataset", DATASET, "--method", "concat", "--classifier", "svm,knn",
+                 "--protocol", "speaker", "--no-progress", "--cache-dir", str(cache),
+                 "--reports-dir", str(reports)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert all(line.split()[0] == "speaker" for line in out[:7])  # 6 rows and the baseline, none of `random`
+    assert out[-1].startswith("SELECTED  speaker (nested: inner speaker-grouped CV on training speakers): UA")
+    after = json.loads((reports / DATASET / "metrics.json").read_text())
+    assert [r for r in after["results"] if r["protocol"] == "random"] == [
+        r for r in before["results"] if r["protocol"] == "random"]
+    assert after["selected"] == before["selected"]  # same candidates, folds and store: reused
+    with pytest.raises(EmofuseError, match=f"run `make fuse DATASET={DATASET} METHOD=concat PROTOCOL=loso`"):
+        evaluate(DATASET, "concat", "knn", protocol="loso", cache_dir=cache, reports_dir=reports)
+    with pytest.raises(EmofuseError, match="unknown protocol 'lopo'"):
+        evaluate(DATASET, "concat", "knn", protocol="lopo", cache_dir=cache, reports_dir=reports)
+
+
+class MeanOfFrames(ClassifierMixin, BaseEstimator):
+    """A sequence classifier for tests: logistic regression on each sequence's mean frame."""
+
+    def fit(self, X, y):
+        self.model_ = LogisticRegression(max_iter=500).fit(self._means(X), y)
+        self.classes_ = self.model_.classes_
+        return self
+
+    def predict(self, X):
+        return self.model_.predict(self._means(X))
+
+    @staticmethod
+    def _means(X):
+        return np.nan_to_num(np.array([np.nanmean(x, axis=0) for x in X]))
+
+
+def test_sequence_classifiers_are_labelled_with_what_they_read(easy, tmp_path, monkeypatch):
+    """A sequence classifier ignores the fusion method: its rows say `frames` and appear once."""
+    monkeypatch.setitem(CLASSIFIERS, "meanframes", ClassifierSpec(
+        "meanframes", "mean frame + logistic regression", lambda random_state, blocks=None: MeanOfFrames(),
+        input="sequence", light=False))
+    root, _ = easy
+    shutil.copytree(root, tmp_path / "run")
+    cache, reports = tmp_path / "run" / "cache", tmp_path / "run" / "reports"
+    shutil.copytree(cache / DATASET / "fused" / "concat", cache / DATASET / "fused" / "other")
+    for method in ("concat", "other"):
+        summary = evaluate(DATASET, method, "meanframes,knn", protocol="speaker", cache_dir=cache,
+                           reports_dir=reports, progress=False)
+    frames = [r for r in json.loads((reports / DATASET / "metrics.json").read_text())["results"]
+              if r["classifier"] == "meanframes"]
+    assert sorted((r["protocol"], r["modality"], r["method"]) for r in frames) == [
+        ("speaker", m, "frames") for m in ("audio", "fused", "video")]
+    assert all("fusion method is not used" in r["consumed"] for r in frames)
+    text = (reports / DATASET / "report.md").read_text()
+    assert "| fused | frames | meanframes |" in text and "| fused | other | meanframes |" not in text
+    assert {c["classifier"] for c in summary["selected"]["speaker"]["candidates"]} == {"knn"}  # not refittable
+
+
+def test_speaker_overlapping_manifest_is_labelled_and_never_selected(tmp_path, capsys):
+    cache = tmp_path / "cache"
+    write_toy_store(cache, split=lambda take: "test" if take == 0 else "train")  # every speaker on both sides
+    write_fused(cache, protocols=("manifest",))
+    summary = evaluate(DATASET, "concat", "knn", cache_dir=cache, reports_dir=tmp_path / "reports", progress=False)
+    assert summary["results"] and all(
+        r["warning"].startswith("speaker-overlapping split (the corpus's own)") for r in summary["results"])
+    assert summary["selected"] == {} and summary["model"] is None
+    text = (tmp_path / "reports" / DATASET / "report.md").read_text()
+    assert "**Warning: speaker-overlapping split (the corpus's own)" in text
+    assert main(["evaluate", "--dataset", DATASET, "--method", "concat", "--classifier", "knn", "--no-progress",
+                 "--cache-dir", str(cache), "--reports-dir", str(tmp_path / "reports")]) == 0
+    assert "[speaker-overlapping split (the corpus's own)" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def adaptive(tmp_path_factory):
+    """The toy corpus fused without, with all-clips and with 2-clip enrolment adaptation, evaluated once."""
+    root = tmp_path_factory.mktemp("adaptive")
+    write_toy_store(root / "cache")
+    with FeatureStore.open(store_path(DATASET, root / "cache")) as store:
+        for mode in ("none", "all", "enrol:2"):
+            fuse(store, "concat", speaker_norm=mode, out_root=root / "cache", progress=False)
+    for mode in ("none", "enrol:2", "all"):  # each run selects among the methods of its own adaptation
+        summary = evaluate(DATASET, "concat", "knn", speaker_norm=mode, cache_dir=root / "cache",
+                           reports_dir=root / "reports", progress=False)
+    return root, summary
+
+
+@pytest.mark.slow
+def test_adaptive_results_are_labelled_and_selected_apart(adaptive):
+    root, summary = adaptive
+    assert {r["method"] for r in summary["results"]} == {"concat-snorm", BASELINE_METHOD}
+    assert summary["selected"] == {} and set(summary["selected_adaptive"]["speaker"]) == {"all"}
+    assert all(r["adaptation"] == ADAPTIVE_LABEL for r in summary["results"] if r["method"] == "concat-snorm")
+    assert "adaptation" not in next(r for r in summary["results"] if r["method"] == BASELINE_METHOD)
+    metrics = json.loads((root / "reports" / DATASET / "metrics.json").read_text())
+    assert "adaptation" not in metrics["selected"]["speaker"]
+    assert {c["method"] for c in metrics["selected"]["speaker"]["candidates"]} == {"concat"}
+    by_mode = metrics["selected_adaptive"]["speaker"]
+    assert set(by_mode) == {"all", "enrol:2"}
+    for mode, figure in by_mode.items():
+        assert figure["adaptation"] == ADAPTIVE_LABEL and figure["speaker_norm"] == mode
+        assert {c["speaker_norm"] for c in figure["candidates"]} == {mode}
+    # enrolment clips are not scored: 2 per test speaker fewer than with all clips
+    for every, enrol in zip(by_mode["all"]["folds"], by_mode["enrol:2"]["folds"]):
+        assert enrol["n_test"] == every["n_test"] - 2 * len(every["test_speakers"])
+    text = (root / "reports" / DATASET / "report.md").read_text()
+    assert f"| fused | concat-snorm ({ADAPTIVE_LABEL}) | knn |" in text
+    assert "## Speaker adaptation under `speaker`: UA (%) against the enrolment size" in text
+    assert "| none | K = 2 | all clips |" in text
+    assert f"| speaker | {ADAPTIVE_LABEL}: 2 enrolment clips | **" in text
+
+
+@pytest.mark.slow
+def test_adaptive_model_predicts_with_enrolment_clips(adaptive, tmp_path, monkeypatch):
+    """With --enrol the adaptive variant normalises with the enrolment clips' statistics: for a stored
+    speaker enrolled with all of its clips, exactly the normalised row it was trained on."""
+    predict = pytest.importorskip("classify.predict")
+    root, summary = adaptive
+    model = predict.load_model(root / "reports" / DATASET / "model.joblib")
+    fitted = model.variants["adaptive"]
+    assert fitted.adaptive and summary["best"]["adaptive"]["chosen"]["speaker_norm"] == "all"
+    with FeatureStore.open(store_path(DATASET, root / "cache")) as store:
+        X, _, blocks = modality_matrix(store, fitted.candidate.modality)
+        clips = store.clips
+    y, speakers = clips["label"].to_numpy(str), clips["speaker"].to_numpy(str)
+    Z = speaker_zscore(X, speakers)
+    fusion = build_pipeline(fitted.candidate.method, blocks).fit(Z, y, groups=speakers)
+    inputs = fusion.transform(Z).astype(np.float32)
+    expected = make_classifier(fitted.candidate.classifier).fit(inputs, y).predict_proba(inputs)
+
+    monkeypatch.setattr(predict, "extract_file_features", _fake_extract(root / "cache", []))
+    suffix = ".wav" if predict.needed_modalities(fitted) == {"audio"} else ".mp4"
+    enrol_dir = tmp_path / "speaker-02"
+    enrol_dir.mkdir()
+    for clip_id in clips["clip_id"][speakers == "02"]:
+        (enrol_dir / f"{clip_id}{suffix}").touch()
+    wanted = clips[speakers == "02"].head(5)
+    files = [f"/new/{c}{suffix}" for c in wanted["clip_id"]]
+    table, note = predict.predict_files(model, files, enrol=[enrol_dir])
+    assert note is None
+    np.testing.assert_allclose(table[fitted.labels].to_numpy(), expected[wanted.index], rtol=1e-5, atol=1e-7)
+    # without enrolment clips: the non-adaptive variant, and it says so
+    table, note = predict.predict_files(model, files)
+    assert "no --enrol clips: using the non-adaptive model" in note
+    plain = model.variants["none"]
+    with FeatureStore.open(store_path(DATASET, root / "cache")) as store:
+        X_plain = modality_matrix(store, plain.candidate.modality)[0]
+    np.testing.assert_allclose(table[plain.labels].to_numpy(), plain.predict_proba(X_plain[wanted.index]), rtol=1e-6)
+    with pytest.raises(EmofuseError, match="no audio or video files among the enrolment clips"):
+        predict.predict_files(model, files, enrol=[tmp_path])

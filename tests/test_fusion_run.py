@@ -14,6 +14,7 @@ from features.stream import Stream
 from fusion.__main__ import main
 from fusion.protocol import RANDOM_SPLIT_WARNING, make_folds
 from fusion.run import fuse
+from fusion.speaker_norm import ADAPTIVE_LABEL
 
 EMOTIONS = ["angry", "happy", "neutral", "sad"]
 NPZ_KEYS = {"X_train", "X_test", "y_train", "y_test", "ids_train", "ids_test", "speakers_train", "speakers_test"}
@@ -209,3 +210,59 @@ def test_command_line(tmp_path, capsys):
     assert "run `make features DATASET=missing` first" in capsys.readouterr().err
     assert main(["--dataset", "toy", "--method", "pca", "--cache-dir", str(tmp_path)]) == 2
     assert "known: concat, mfa, zebra" in capsys.readouterr().err
+
+
+def test_enrolment_folds_leave_the_enrolment_clips_out_of_the_test_side(tmp_path):
+    """enrol:K: K clips per test speaker (drawn without labels) normalise it and are not scored;
+    training speakers are normalised with their own clips, as with all clips."""
+    clips = clip_table()
+    tampered = clips.assign(label=clips["label"].map(dict(zip(EMOTIONS, EMOTIONS[::-1]))))
+    outputs = {}
+    for name, table, mode in (("all", clips, "all"), ("enrol", clips, "enrol:2"), ("relabelled", tampered, "enrol:2")):
+        with FeatureStore.open(make_store(tmp_path / name, clips=table)) as store:
+            outputs[name] = fuse(store, "concat", speaker_norm=mode, out_root=tmp_path / name, progress=False)
+    assert outputs["all"].parent.name == "concat-snorm" and outputs["enrol"].parent.name == "concat-enrol2"
+    folds = json.loads((outputs["enrol"] / "folds.json").read_text())
+    assert folds["adaptation"] == ADAPTIVE_LABEL and folds["speaker_independent"] is True
+    meta = json.loads((outputs["enrol"] / "audio" / "meta.json").read_text())
+    assert meta["speaker_norm"] == "enrol:2" and meta["adaptation"] == ADAPTIVE_LABEL
+    for fold in folds["folds"]:
+        k = fold["fold"]
+        every, enrol, relabelled = (load(outputs[n] / "audio" / f"fold-{k}.npz")
+                                    for n in ("all", "enrol", "relabelled"))
+        np.testing.assert_allclose(enrol["X_train"], every["X_train"], atol=1e-6)
+        left_out = sorted(set(every["ids_test"]) - set(enrol["ids_test"]))
+        assert len(left_out) == 2 * len(fold["test_speakers"])
+        assert len(enrol["ids_test"]) == len(every["ids_test"]) - len(left_out)
+        assert list(relabelled["ids_test"]) == list(enrol["ids_test"])  # the draw reads no label
+        # the same enrolment clips leave every modality
+        assert set(load(outputs["enrol"] / "video" / f"fold-{k}.npz")["ids_test"]) <= set(enrol["ids_test"])
+
+
+def test_manifest_split_sharing_speakers_is_labelled(tmp_path):
+    clips = clip_table()
+    clips["split"] = np.where(clips["clip_id"].str.endswith("-0"), "test", "train")  # every speaker on both sides
+    with FeatureStore.open(make_store(tmp_path, clips=clips)) as store:
+        out = fuse(store, "concat", protocol="manifest", out_root=tmp_path, progress=False)
+    folds = json.loads((out / "folds.json").read_text())
+    assert folds["warning"].startswith("speaker-overlapping split (the corpus's own)")
+    assert folds["speaker_independent"] is False
+    assert json.loads((out / "audio" / "meta.json").read_text())["warning"] == folds["warning"]
+    clean = clip_table().assign(split=lambda t: np.where(t["speaker"] <= "06", "train", "test"))
+    with FeatureStore.open(make_store(tmp_path / "clean", clips=clean)) as store:
+        out = fuse(store, "concat", protocol="manifest", out_root=tmp_path / "clean", progress=False)
+    assert "warning" not in json.loads((out / "folds.json").read_text())
+
+
+def test_command_line_speaker_norm_modes(tmp_path, capsys):
+    make_store(tmp_path)
+    base = ["--dataset", "toy", "--method", "concat", "--cache-dir", str(tmp_path), "--no-progress"]
+    assert main(base + ["--speaker-norm"]) == 0
+    assert (tmp_path / "toy" / "fused" / "concat-snorm" / "speaker" / "folds.json").is_file()
+    assert main(base + ["--speaker-norm", "enrol:2", "--protocol", "loso"]) == 0
+    assert (tmp_path / "toy" / "fused" / "concat-enrol2" / "loso" / "folds.json").is_file()
+    assert main(base + ["--speaker-norm", "none"]) == 0
+    assert (tmp_path / "toy" / "fused" / "concat" / "speaker" / "folds.json").is_file()
+    capsys.readouterr()
+    assert main(base + ["--speaker-norm", "enrol:x"]) == 2
+    assert "unknown speaker normalisation 'enrol:x'" in capsys.readouterr().err

@@ -1,0 +1,189 @@
+"""A whole emofuse method as one object: store columns -> emotion probabilities.
+
+A ``Candidate`` names a method (modality, fusion method and its parameters, speaker
+adaptation, classifier); ``FittedModel`` holds every step of one candidate fitted on some
+clips: speaker adaptation statistics of its training speakers, the fusion pipeline
+(imputation, scaling, optional PCA, zebra selection, MFA projection) and the classifier.
+``SavedModel`` is what ``model.joblib`` holds: the chosen non-adaptive model and, when
+adaptive candidates were evaluated, the chosen speaker-adaptive one.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.model_selection import GroupKFold
+
+from extract.errors import EmofuseError
+from fusion.methods import build_pipeline
+from fusion.speaker_norm import ADAPTIVE_LABEL, method_dir_name, speaker_statistics
+
+from .classifiers import CLASSIFIERS, make_classifier
+
+SEED = 0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One method a selection compares.
+
+    Attributes
+    ----------
+    modality : {"audio", "video", "fused"}
+    method : str
+        Fusion method (``fusion.methods.parse_method``), e.g. ``"mfa"``.
+    params : tuple of (str, value)
+        Fusion parameters, sorted by name (``fusion.methods.build_pipeline``).
+    classifier : str
+        Registered classifier name.
+    speaker_norm : {"none", "all", "enrol:K"}
+    seed : int
+        Seed of the fusion steps and of the enrolment draw.
+    """
+
+    modality: str
+    method: str
+    params: tuple
+    classifier: str
+    speaker_norm: str = "none"
+    seed: int = 0
+
+    @property
+    def method_dir(self) -> str:
+        """The method's fused-output directory name, e.g. ``mfa-enrol8``."""
+        return method_dir_name(self.method, self.speaker_norm)
+
+    def describe(self) -> dict:
+        """JSON form: modality, method (directory name), classifier, params, speaker_norm,
+        fusion (the method string), seed and, when adaptive, the adaptation label."""
+        described = {"modality": self.modality, "method": self.method_dir, "classifier": self.classifier,
+                     "params": dict(self.params), "speaker_norm": self.speaker_norm, "fusion": self.method,
+                     "seed": self.seed}
+        return described | ({"adaptation": ADAPTIVE_LABEL} if self.speaker_norm != "none" else {})
+
+    @classmethod
+    def from_description(cls, described: dict):
+        """The candidate ``describe`` wrote."""
+        return cls(described["modality"], described["fusion"], freeze_params(described["params"]),
+                   described["classifier"], described["speaker_norm"], described["seed"])
+
+    @property
+    def fusion_key(self) -> tuple:
+        """What its fusion fit depends on: (modality, method, params, speaker_norm, seed)."""
+        return self.modality, self.method, self.params, self.speaker_norm, self.seed
+
+    def fusion(self, blocks):
+        """A fresh, unfitted fusion pipeline of this candidate for input ``blocks``."""
+        return build_pipeline(self.method, blocks, seed=self.seed, **dict(self.params))
+
+
+def freeze_params(params: dict) -> tuple:
+    """Fusion parameters as a sorted, hashable tuple of (name, value); lists become tuples."""
+    def frozen(value):
+        return tuple(frozen(v) for v in value) if isinstance(value, (list, tuple)) else value
+    return tuple(sorted((str(k), frozen(v)) for k, v in dict(params).items()))
+
+
+def fit_classifier(name: str, Z, y, speakers, *, probabilities: bool = False):
+    """Fit the registered classifier ``name`` on fused features ``Z`` [shape=(n, d)].
+
+    ``speakers`` go to ``fit(groups=)`` for classifiers that tune by speaker.  With
+    ``probabilities``, a classifier without ``predict_proba`` is calibrated (sigmoid,
+    speaker-grouped, at most 3 folds).
+    """
+    spec = CLASSIFIERS[name]
+    estimator = make_classifier(name, random_state=SEED)
+    if probabilities and not hasattr(estimator, "predict_proba"):
+        n_splits = min(3, len(set(speakers.tolist())))
+        if n_splits < 2:
+            raise EmofuseError(f"calibrating {name} needs clips of at least 2 speakers")
+        estimator = CalibratedClassifierCV(estimator, method="sigmoid", ensemble=False,
+                                           cv=list(GroupKFold(n_splits=n_splits).split(Z, y, speakers)))
+    return estimator.fit(Z, y, **({"groups": speakers} if spec.groups else {}))
+
+
+@dataclass
+class FittedModel:
+    """One candidate with every step fitted, from the store's columns of its modality.
+
+    Attributes
+    ----------
+    candidate : Candidate
+    input_names : list of str
+        Store functional columns the model reads, in order.
+    fusion : fusion.methods.SpeakerPipeline
+        Fitted on the (adapted) training clips.
+    estimator : fitted classifier with ``predict_proba``
+    labels : list of str
+        Emotion classes, in ``predict_proba`` column order.
+    n_clips : int
+        Clips it was fitted on.
+    """
+
+    candidate: Candidate
+    input_names: list
+    fusion: object
+    estimator: object
+    labels: list
+    n_clips: int
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether inputs must be normalised with the speaker's own statistics."""
+        return self.candidate.speaker_norm != "none"
+
+    def transform(self, X, enrolment=None) -> np.ndarray:
+        """The classifier's input for clips X [shape=(n, len(input_names))].
+
+        ``enrolment`` [shape=(m, len(input_names))]: clips of the same speaker whose
+        statistics normalise ``X`` (required by, and only used by, an adaptive model).
+        """
+        X = np.asarray(X, dtype=np.float64)
+        if self.adaptive:
+            if enrolment is None or not len(enrolment):
+                raise EmofuseError(f"the {ADAPTIVE_LABEL} model needs enrolment clips of the speaker")
+            mean, scale = speaker_statistics(enrolment)
+            X = (X - mean) / scale
+        return np.asarray(self.fusion.transform(X), dtype=np.float32)
+
+    def predict_proba(self, X, enrolment=None) -> np.ndarray:
+        """Per-class probabilities [shape=(n, n_labels)], columns in ``labels`` order."""
+        return self.estimator.predict_proba(self.transform(X, enrolment))
+
+
+@dataclass
+class SavedModel:
+    """The content of ``model.joblib``.
+
+    Attributes
+    ----------
+    dataset : str
+    feature_config : dict
+        The store's feature configuration (prediction extracts new files with it).
+    config_hash : str
+    variants : dict
+        ``"none"`` -> the chosen non-adaptive ``FittedModel``; ``"adaptive"`` -> the chosen
+        speaker-adaptive one, when adaptive candidates were evaluated.
+    selection : dict
+        Per variant: the chosen candidate, its inner UA, ``how`` and ``key`` (a digest of
+        what the choice depended on; an unchanged key skips refitting that variant).
+    """
+
+    dataset: str
+    feature_config: dict
+    config_hash: str
+    variants: dict
+    selection: dict = field(default_factory=dict)
+
+    def variant(self, enrolment: bool):
+        """(model, note): the adaptive model when enrolment clips are given and it exists,
+        else the non-adaptive one; ``note`` says which was used and why (or is None)."""
+        if enrolment and "adaptive" in self.variants:
+            return self.variants["adaptive"], None
+        if enrolment:
+            return self.variants["none"], ("this model has no speaker-adaptive variant; the enrolment clips "
+                                           "are not used (non-adaptive model)")
+        if "adaptive" in self.variants:
+            return self.variants["none"], ("no --enrol clips: using the non-adaptive model, not the "
+                                           f"{ADAPTIVE_LABEL} one")
+        return self.variants["none"], None

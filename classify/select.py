@@ -1,0 +1,269 @@
+"""Nested selection: choose the method inside the training speakers, score it once outside.
+
+Within each outer fold of a protocol, every candidate (modality x fusion method and its
+parameters x classifier, ``classify.model.Candidate``) is scored by speaker-grouped
+cross-validation over the fold's training speakers only (``GroupKFold`` with
+``min(4, n_training_speakers)`` folds, UA = balanced accuracy).  Each inner split refits the
+whole candidate on its inner-training clips: speaker adaptation, the fusion pipeline (so the
+supervised MFA and zebra steps never see the inner-test clips), then the classifier; one
+fusion fit per (fusion configuration, inner split) serves every classifier.  The best
+candidate is refitted on the outer fold's training speakers and scored once on its test
+speakers.  This is the model selection of Cawley & Talbot (2010), "On over-fitting in model
+selection and subsequent selection bias in performance evaluation" (JMLR 11); its outer scores
+are emofuse's headline figure, whereas the maximum of a table of test-fold scores over methods
+x classifiers is optimistically biased.
+
+``select_model`` runs the same inner procedure on all clips (inner folds over all speakers)
+and refits the winner on all of them: the model ``predict`` uses.
+"""
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.model_selection import GroupKFold
+from tqdm import tqdm
+
+from extract.errors import EmofuseError
+from fusion.methods import build_pipeline
+from fusion.run import modality_matrix
+from fusion.speaker_norm import ADAPTIVE_LABEL, adapt
+
+from .classifiers import CLASSIFIERS
+from .metrics import fold_scores, summarise_folds
+from .model import FittedModel, fit_classifier
+
+HOW = "inner speaker-grouped CV on training speakers"
+MAX_INNER_FOLDS = 4
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Corpus:
+    """The store's clips as selection reads them: one input matrix per modality."""
+
+    ids: np.ndarray
+    labels: np.ndarray
+    speakers: np.ndarray
+    inputs: dict  # modality -> (X [shape=(n_clips, d)], input_names, blocks)
+
+    @classmethod
+    def from_store(cls, store, modalities):
+        """Functionals of ``modalities`` (audio, video, fused) as ``fusion.run`` builds them."""
+        clips = store.clips
+        return cls(clips["clip_id"].to_numpy(str), clips["label"].to_numpy(str), clips["speaker"].to_numpy(str),
+                   {m: modality_matrix(store, m, skip=[]) for m in modalities})
+
+    def present(self, modality) -> np.ndarray:
+        """Clips with any feature of ``modality`` [shape=(n_clips,), dtype=bool]."""
+        return np.isfinite(self.inputs[modality][0]).any(axis=1)
+
+
+def group_candidates(candidates) -> dict:
+    """Candidates by fusion configuration: (modality, method, params, speaker_norm, seed) ->
+    [(index, classifier)], so one fusion fit serves all of its classifiers."""
+    groups = {}
+    for index, candidate in enumerate(candidates):
+        groups.setdefault(candidate.fusion_key, []).append((index, candidate.classifier))
+    return groups
+
+
+def inner_splits(speakers, rows) -> list:
+    """Speaker-grouped inner (train, test) masks over ``rows`` [shape=(n_clips,), bool].
+
+    ``min(MAX_INNER_FOLDS, n_speakers)`` folds; GroupKFold is deterministic.
+
+    Raises
+    ------
+    EmofuseError
+        Fewer than 2 speakers in ``rows``.
+    """
+    index = np.flatnonzero(rows)
+    n_speakers = len(set(speakers[index].tolist()))
+    if n_speakers < 2:
+        raise EmofuseError(f"selection needs at least 2 training speakers, got {n_speakers}")
+    splits = []
+    for train, test in GroupKFold(n_splits=min(MAX_INNER_FOLDS, n_speakers)).split(index, groups=speakers[index]):
+        masks = np.zeros((2, len(rows)), bool)
+        masks[0, index[train]] = masks[1, index[test]] = True
+        splits.append((masks[0], masks[1]))
+    return splits
+
+
+def _fit_fusion(corpus, key, train, test):
+    """Adapt, fit the fusion pipeline of ``key`` (``Candidate.fusion_key``) on ``train``, transform.
+
+    Returns (pipeline, Z_train, Z_scored, scored mask).
+    """
+    modality, method, params, speaker_norm, seed = key
+    X, _, blocks = corpus.inputs[modality]
+    present = corpus.present(modality)
+    train, test = train & present, test & present
+    Xa, scored = adapt(X, corpus.ids, corpus.speakers, train, test, speaker_norm, seed=seed)
+    pipeline = build_pipeline(method, blocks, seed=seed, **dict(params))
+    pipeline.fit(Xa[train], corpus.labels[train], groups=corpus.speakers[train])
+    Z_scored = pipeline.transform(Xa[scored]) if scored.any() else None
+    return pipeline, pipeline.transform(Xa[train]), Z_scored, scored
+
+
+def _inner_scores(corpus, key, classifiers, rows):
+    """Per classifier of one fusion configuration: inner UA of each inner split of ``rows``."""
+    present = corpus.present(key[0])
+    labels = sorted(set(corpus.labels.tolist()))
+    scores = {name: [] for _, name in classifiers}
+    for train, test in inner_splits(corpus.speakers, rows & present):
+        _, Z_train, Z_test, scored = _fit_fusion(corpus, key, train, test)
+        for _, name in classifiers:
+            estimator = fit_classifier(name, Z_train, corpus.labels[train & present], corpus.speakers[train & present])
+            y_pred = np.asarray(estimator.predict(Z_test)).astype(str)
+            scores[name].append(fold_scores(corpus.labels[scored], y_pred, labels)["ua"])
+    return {name: float(np.mean(values)) for name, values in scores.items()}
+
+
+def _outer_score(corpus, candidate, train, test, fold_id, labels):
+    """Refit ``candidate`` on ``train`` and score it once on ``test``: one fold's figures."""
+    _, Z_train, Z_test, scored = _fit_fusion(corpus, candidate.fusion_key, train, test)
+    rows = train & corpus.present(candidate.modality)
+    estimator = fit_classifier(candidate.classifier, Z_train, corpus.labels[rows], corpus.speakers[rows])
+    y_pred = np.asarray(estimator.predict(Z_test)).astype(str)
+    return {"fold": fold_id, "test_speakers": sorted(set(corpus.speakers[scored].tolist())),
+            **fold_scores(corpus.labels[scored], y_pred, labels, corpus.speakers[scored])}
+
+
+def _choose(inner: dict) -> tuple:
+    """(index, inner UA) of the best candidate in ``inner`` (index -> UA); ties go to the earlier."""
+    index = max(inner, key=lambda i: (inner[i], -i))
+    return index, inner[index]
+
+
+def _run(tasks, n_jobs, bar):
+    """Run ``(function, args)`` tasks with joblib, advancing ``bar``; results in task order."""
+    results = []
+    for result in Parallel(n_jobs=n_jobs, return_as="generator")(delayed(f)(*a) for f, a in tasks):
+        results.append(result)
+        bar.update()
+    return results
+
+
+def nested_selection(corpus, folds, candidates, *, n_jobs=1, progress=True, desc="select") -> dict:
+    """Nested selection over ``candidates`` on the outer ``folds`` of a protocol.
+
+    Parameters
+    ----------
+    corpus : Corpus
+    folds : list of dict
+        Outer folds (``folds.json`` entries: fold, train_ids, test_ids).
+    candidates : list of Candidate
+    n_jobs : int
+        joblib workers over (outer fold x fusion configuration) and the outer refits.
+    progress : bool
+        Show a progress bar over outer folds x fusion configurations.
+
+    Returns
+    -------
+    selected : dict
+        ``ua``, ``accuracy``, ``macro_f1`` (means over outer folds, with ``_std`` and the other
+        ``metrics.summarise_folds`` figures), ``folds`` (per outer fold figures), ``chosen``
+        (per outer fold: the candidate and its inner UA), ``candidates``, ``how``,
+        ``n_inner_folds``, ``labels``, ``n_folds``.
+
+    Raises
+    ------
+    EmofuseError
+        No candidates, or an outer fold with fewer than 2 training speakers.
+    """
+    if not candidates:
+        raise EmofuseError("nested selection has no candidates")
+    groups = group_candidates(candidates)
+    labels = sorted(set(corpus.labels.tolist()))
+    sides = [(np.isin(corpus.ids, f["train_ids"]), np.isin(corpus.ids, f["test_ids"])) for f in folds]
+    # A single candidate is chosen whatever its inner score: no inner CV to run.
+    tasks = [] if len(candidates) == 1 else [(_inner_scores, (corpus, key, members, train))
+                                             for train, _ in sides for key, members in groups.items()]
+    with tqdm(total=len(tasks) + len(folds), disable=not progress, unit="fit",
+              desc=f"{desc}: {len(folds)} outer folds x {len(candidates)} candidates") as bar:
+        inner = _run(tasks, n_jobs, bar)
+        chosen = []
+        for k in range(len(folds) if tasks else 0):
+            scores = {}
+            for (key, members), by_name in zip(groups.items(), inner[k * len(groups):(k + 1) * len(groups)]):
+                scores |= {index: by_name[name] for index, name in members}
+            chosen.append(_choose(scores))
+        chosen = chosen or [(0, None)] * len(folds)
+        outer = _run([(_outer_score, (corpus, candidates[index], train, test, fold["fold"], labels))
+                      for (index, _), (train, test), fold in zip(chosen, sides, folds)], n_jobs, bar)
+    n_inner = [len(inner_splits(corpus.speakers, train)) if tasks else 0 for train, _ in sides]
+    log.info("%s: %d outer folds x %d candidates, UA %.3f", desc, len(folds), len(candidates),
+             np.mean([f["ua"] for f in outer]))
+    return {**summarise_folds(outer), "labels": labels, "n_folds": len(outer), "folds": outer,
+            "chosen": [{"fold": fold["fold"], **candidates[index].describe(), "inner_ua": score}
+                       for fold, (index, score) in zip(folds, chosen)],
+            "candidates": [c.describe() for c in candidates], "how": HOW, "n_inner_folds": n_inner}
+
+
+def select_model(corpus, candidates, *, n_jobs=1, progress=True) -> tuple:
+    """Choose among ``candidates`` by inner CV over all speakers and refit the winner on all clips.
+
+    Returns
+    -------
+    model : classify.model.FittedModel
+        Every step fitted on all clips that have the candidate's modality; its classifier
+        gives probabilities (calibrated when it has none of its own).
+    selection : dict
+        ``chosen`` (the candidate and its inner UA), ``candidates``, ``how``, ``n_inner_folds``.
+    """
+    groups = group_candidates(candidates)
+    everyone = np.ones(len(corpus.ids), bool)
+    with tqdm(total=len(groups) + 1, disable=not progress, unit="fit",
+              desc=f"model: {len(candidates)} candidates on all clips") as bar:
+        inner = _run([(_inner_scores, (corpus, key, members, everyone)) for key, members in groups.items()]
+                     if len(candidates) > 1 else [], n_jobs, bar)
+        scores = {index: by_name[name] for (key, members), by_name in zip(groups.items(), inner)
+                  for index, name in members}
+        index, score = _choose(scores) if scores else (0, None)
+        candidate = candidates[index]
+        model = fit_model(corpus, candidate)
+        bar.update()
+    selection = {"chosen": candidate.describe() | {"inner_ua": score}, "candidates": [c.describe() for c in candidates],
+                 "how": HOW.replace("training speakers", "all speakers"),
+                 "n_inner_folds": len(inner_splits(corpus.speakers, everyone & corpus.present(candidate.modality)))
+                 if scores else 0}
+    return model, selection
+
+
+def fit_model(corpus, candidate) -> FittedModel:
+    """Fit every step of ``candidate`` on all clips that have its modality.
+
+    Each speaker is adapted with its own clips (adaptive candidates); the classifier is
+    calibrated if it has no ``predict_proba``.
+    """
+    X, names, blocks = corpus.inputs[candidate.modality]
+    rows = corpus.present(candidate.modality)
+    Xa, _ = adapt(X, corpus.ids, corpus.speakers, rows, np.zeros_like(rows), candidate.speaker_norm)
+    fusion = candidate.fusion(blocks)
+    fusion.fit(Xa[rows], corpus.labels[rows], groups=corpus.speakers[rows])
+    estimator = fit_classifier(candidate.classifier, np.asarray(fusion.transform(Xa[rows]), np.float32),
+                               corpus.labels[rows], corpus.speakers[rows], probabilities=True)
+    return FittedModel(candidate, list(names), fusion, estimator, [str(c) for c in estimator.classes_],
+                       int(rows.sum()))
+
+
+def selectable(classifier: str) -> bool:
+    """Whether nested selection can refit ``classifier`` on fused vectors (not frame
+    sequences, not audio and video blocks)."""
+    return CLASSIFIERS[classifier].input == "vector"
+
+
+def selection_key(*parts) -> str:
+    """A digest of what a selection depends on (candidates, folds, store), to reuse its result."""
+    text = json.dumps(parts, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def adaptive_title(mode: str) -> str:
+    """How a speaker-adaptive selection is labelled: the adaptation and its mode."""
+    return f"{ADAPTIVE_LABEL}, {'all clips' if mode == 'all' else mode}"

@@ -1,0 +1,149 @@
+"""Nested selection and speaker adaptation: what is chosen, from which clips, and how clips are normalised."""
+
+import numpy as np
+import pytest
+
+from classify import select
+from classify.model import Candidate
+from classify.select import Corpus, nested_selection
+from extract.errors import EmofuseError
+from fusion.methods import SpeakerPipeline
+from fusion.speaker_norm import (ADAPTIVE_LABEL, adapt, enrolment_mask, method_dir_name, parse_method_dir,
+                                 parse_speaker_norm, speaker_statistics)
+
+EMOTIONS = ["angry", "calm", "happy", "sad"]
+
+
+def make_corpus(n_speakers=6, per_class=5, seed=0):
+    """Audio columns 0-3 carry the class (one-hot, plus a speaker offset); video is noise."""
+    rng = np.random.default_rng(seed)
+    rows = [(s, e, r) for s in range(n_speakers) for e in range(len(EMOTIONS)) for r in range(per_class)]
+    speakers = np.array([f"s{s}" for s, _, _ in rows])
+    codes = np.array([e for _, e, _ in rows])
+    audio = rng.normal(size=(len(rows), 6)) + np.array([s for s, _, _ in rows])[:, None]
+    audio[np.arange(len(rows)), codes] += 3.0
+    video = rng.normal(size=(len(rows), 5))
+    fused = np.hstack([audio, video])
+    inputs = {"audio": (audio, [f"a{i}" for i in range(6)], [["audio", 6]]),
+              "video": (video, [f"v{i}" for i in range(5)], [["video", 5]]),
+              "fused": (fused, [f"a{i}" for i in range(6)] + [f"v{i}" for i in range(5)],
+                        [["audio", 6], ["video", 5]])}
+    ids = np.array([f"s{s}-{e}-{r}" for s, e, r in rows])
+    return Corpus(ids, np.array(EMOTIONS)[codes], speakers, inputs)
+
+
+def loso(corpus):
+    return [{"fold": k, "train_ids": corpus.ids[corpus.speakers != s].tolist(),
+             "test_ids": corpus.ids[corpus.speakers == s].tolist()}
+            for k, s in enumerate(sorted(set(corpus.speakers.tolist())))]
+
+
+def candidates(modalities=("audio", "video"), classifiers=("logreg", "knn"), method="concat"):
+    return [Candidate(m, method, (), c) for m in modalities for c in classifiers]
+
+
+def test_selection_chooses_the_informative_modality_inside_training_speakers():
+    corpus = make_corpus()
+    folds = loso(corpus)[:3]
+    figure = nested_selection(corpus, folds, candidates(), progress=False)
+    assert [c["modality"] for c in figure["chosen"]] == ["audio"] * 3
+    assert figure["ua"] > 0.8 and figure["n_folds"] == 3 and figure["how"] == select.HOW
+    assert [f["test_speakers"] for f in figure["folds"]] == [["s0"], ["s1"], ["s2"]]
+    assert figure["n_inner_folds"] == [4, 4, 4]  # min(4, 5 training speakers)
+    assert len(figure["candidates"]) == 4
+
+
+def test_test_speakers_do_not_influence_the_choice():
+    """Shuffling the test speaker's labels and replacing its features changes its score, never the choice."""
+    corpus = make_corpus()
+    fold = loso(corpus)[0]
+    honest = nested_selection(corpus, [fold], candidates(), progress=False)
+    test = corpus.speakers == "s0"
+    rng = np.random.default_rng(5)
+    tampered_inputs = {m: (np.where(test[:, None], rng.normal(size=X.shape), X), n, b)
+                       for m, (X, n, b) in corpus.inputs.items()}
+    labels = corpus.labels.copy()
+    labels[test] = rng.permutation(labels[test])[::-1]
+    tampered = Corpus(corpus.ids, labels, corpus.speakers, tampered_inputs)
+    other = nested_selection(tampered, [fold], candidates(), progress=False)
+    assert other["chosen"] == honest["chosen"]
+    assert other["folds"][0]["ua"] != honest["folds"][0]["ua"]
+
+
+def test_fusion_is_refitted_once_per_inner_split_on_inner_training_clips(monkeypatch):
+    """Supervised fusion (MFA) is fitted on inner-training clips only, once per split for all classifiers."""
+    corpus = make_corpus()
+    folds = loso(corpus)[:2]
+    fitted_on = []
+    original = SpeakerPipeline.fit
+
+    def recording_fit(self, X, y=None, groups=None):
+        fitted_on.append(set(groups.tolist()))
+        return original(self, X, y, groups)
+
+    monkeypatch.setattr(SpeakerPipeline, "fit", recording_fit)
+    nested_selection(corpus, folds, candidates(("audio",), ("logreg", "knn", "svm"), method="mfa"), progress=False)
+    # per outer fold: 4 inner splits + the refit of the chosen candidate, whatever the number of classifiers
+    assert len(fitted_on) == 2 * (4 + 1)
+    for k, fold in enumerate(folds):
+        test_speaker = f"s{k}"
+        for speakers in fitted_on[k * 4:(k + 1) * 4]:
+            assert test_speaker not in speakers and len(speakers) in (3, 4)  # 5 training speakers in 4 inner folds
+    assert all(f"s{k}" not in speakers for k, speakers in zip((0, 1), fitted_on[8:]))
+
+
+def test_selection_needs_two_training_speakers():
+    corpus = make_corpus(n_speakers=2)
+    with pytest.raises(EmofuseError, match="at least 2 training speakers, got 1"):
+        nested_selection(corpus, loso(corpus), candidates(), progress=False)
+
+
+def test_speaker_norm_modes_and_directory_names():
+    assert [parse_speaker_norm(v) for v in (None, False, "none", True, "all", "enrol:08")] == [
+        "none", "none", "none", "all", "all", "enrol:8"]
+    for bad in ("enrol:0", "enrol", "some"):
+        with pytest.raises(EmofuseError, match="unknown speaker normalisation"):
+            parse_speaker_norm(bad)
+    for mode, name in (("none", "mfa"), ("all", "mfa-snorm"), ("enrol:16", "mfa-enrol16")):
+        assert method_dir_name("mfa", mode) == name and parse_method_dir(name) == ("mfa", mode)
+    assert parse_method_dir("zebra+mfa-enrol4") == ("zebra+mfa", "enrol:4")
+
+
+def test_enrolment_clips_are_drawn_per_speaker_without_labels():
+    corpus = make_corpus()
+    mask = enrolment_mask(corpus.ids, corpus.speakers, 3, seed=1)
+    for speaker in set(corpus.speakers.tolist()):
+        assert mask[corpus.speakers == speaker].sum() == 3
+    # the same clips whatever the row order (and no label is read)
+    order = np.random.default_rng(0).permutation(len(corpus.ids))
+    again = enrolment_mask(corpus.ids[order], corpus.speakers[order], 3, seed=1)
+    assert set(corpus.ids[order][again]) == set(corpus.ids[mask])
+    assert set(corpus.ids[enrolment_mask(corpus.ids, corpus.speakers, 3, seed=2)]) != set(corpus.ids[mask])
+    with pytest.raises(EmofuseError, match="speaker s0 has 20 clip"):
+        enrolment_mask(corpus.ids, corpus.speakers, 20)
+
+
+def test_adapt_normalises_test_speakers_with_their_enrolment_clips():
+    corpus = make_corpus()
+    X = corpus.inputs["audio"][0]
+    train, test = corpus.speakers != "s0", corpus.speakers == "s0"
+    Z, scored = adapt(X, corpus.ids, corpus.speakers, train, test, "enrol:4", seed=0)
+    enrol = test & ~scored
+    assert enrol.sum() == 4 and (scored == test & ~enrol).all()
+    mean, scale = speaker_statistics(X[enrol])
+    np.testing.assert_allclose(Z[test], (X[test] - mean) / scale, rtol=1e-5, atol=1e-5)
+    s1 = corpus.speakers == "s1"  # a training speaker: its own clips
+    np.testing.assert_allclose(Z[s1].mean(axis=0), 0, atol=1e-5)
+    Z_all, scored_all = adapt(X, corpus.ids, corpus.speakers, train, test, "all")
+    assert (scored_all == test).all()
+    np.testing.assert_allclose(Z_all[test].mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_array_equal(Z_all[train], Z[train])
+    same, scored_none = adapt(X, corpus.ids, corpus.speakers, train, test, "none")
+    assert same is X and scored_none is test
+
+
+def test_adaptive_candidates_are_labelled():
+    described = Candidate("audio", "concat", (("pca", 4),), "svm", "enrol:8").describe()
+    assert described["method"] == "concat-enrol8" and described["adaptation"] == ADAPTIVE_LABEL
+    assert Candidate.from_description(described) == Candidate("audio", "concat", (("pca", 4),), "svm", "enrol:8")
+    assert "adaptation" not in Candidate("audio", "concat", (), "svm").describe()
