@@ -1,6 +1,6 @@
 """Command line of the features stage.
 
-    python -m features extract --dataset ravdess --data-dir DIR --jobs 2 [--families mfcc,pitch,egemaps,hog]
+    python -m features extract --dataset ravdess --data-dir DIR --jobs 2 [--families mfcc,pitch,egemaps,hog,text]
                                [--scheduler tcp://host:8786]
     python -m features check cache/ravdess/features.h5 [--dataset ravdess --data-dir DIR]
 
@@ -30,7 +30,8 @@ def main(argv=None) -> int:
     run.add_argument("--jobs", type=int, default=2)
     run.add_argument("--cache-dir", type=Path, default=Path("cache"))
     run.add_argument("--families", default=None, metavar="NAME,NAME",
-                     help="feature families to compute, audio and video mixed (default: each modality's defaults)")
+                     help="feature families to compute, audio, video and text mixed "
+                          "(default: each modality's defaults; text only when named)")
     run.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://host:8786")
     run.add_argument("--no-progress", action="store_true")
     check = commands.add_parser("check", help="verify a feature store")
