@@ -1,8 +1,9 @@
 """Corpus readers: turn a folder (or a CSV manifest) into one clip table.
 
 Every reader returns a :class:`Corpus` whose ``clips`` table has one row per clip with the
-columns of :data:`CLIP_COLUMNS` first, then the corpus's own fields.  A clip may lack one
-modality (empty path); file names that don't parse and duplicate clips are listed in
+columns of :data:`CLIP_COLUMNS` first, then the corpus's own fields.  A clip has up to three
+modalities, audio and video (a path each) and text (its transcript); it may lack any of them
+but not all (an empty path or text); file names that don't parse and duplicate clips are listed in
 ``Corpus.skipped`` with the reason, never silently dropped.
 """
 
@@ -18,7 +19,7 @@ import pandas as pd
 from .errors import CorpusError
 from .labels import CREMAD_EMOTIONS, RAVDESS_EMOTIONS
 
-CLIP_COLUMNS = ["clip_id", "speaker", "label", "gender", "audio_path", "video_path", "split"]
+CLIP_COLUMNS = ["clip_id", "speaker", "label", "gender", "audio_path", "video_path", "split", "text"]
 DATASETS = ("ravdess", "cremad", "manifest", "synthetic")
 
 AUDIO_SUFFIXES = {".wav", ".flac"}
@@ -34,8 +35,8 @@ CREMAD_HELP = (
     "repository folder as DATA_DIR: it must hold AudioWAV/ and VideoFlash/ (or VideoMP4/)."
 )
 MANIFEST_HELP = (
-    "A manifest is a CSV with the columns audio_path, video_path, label, speaker "
-    "(optional: clip_id, split); pass the CSV (or a folder holding manifest.csv) as DATA_DIR."
+    "A manifest is a CSV with the columns label, speaker and at least one of audio_path, video_path, "
+    "text (optional: clip_id, split); pass the CSV (or a folder holding manifest.csv) as DATA_DIR."
 )
 
 
@@ -87,7 +88,8 @@ class Corpus:
         lines = [
             f"{self.name}: {len(c)} clips from {c['speaker'].nunique()} speakers in {self.root}",
             f"  audio: {(c['audio_path'] != '').sum()}  video: {(c['video_path'] != '').sum()}"
-            f"  both: {((c['audio_path'] != '') & (c['video_path'] != '')).sum()}",
+            f"  both: {((c['audio_path'] != '') & (c['video_path'] != '')).sum()}"
+            f"  text: {(c['text'] != '').sum()}",
             "  labels: " + ", ".join(f"{k} {v}" for k, v in c["label"].value_counts().sort_index().items()),
         ]
         if self.skipped:
@@ -191,6 +193,8 @@ def _finish(name: str, root: Path, rows: list, skipped: list, extra_columns: lis
 
 RAVDESS_NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
 RAVDESS_CHANNELS = {"speech": "01", "song": "02"}
+# The words of the two statements (Livingstone & Russo 2018), by the file name's statement field.
+RAVDESS_STATEMENTS = {1: "Kids are talking by the door", 2: "Dogs are sitting by the door"}
 
 
 def parse_ravdess_name(stem: str) -> dict:
@@ -233,7 +237,8 @@ def read_ravdess(data_dir, *, vocal_channel: str = "speech") -> Corpus:
     Files may sit in ``Actor_XX/`` folders or flat in ``data_dir``.  The audio of a clip is
     its audio-only file (modality 03, .wav or .flac); failing that, the audio track of the
     full audio-video .mp4 (modality 01).  Its video is the video-only .mp4 (02), failing
-    that the audio-video one (01).
+    that the audio-video one (01).  Its text is the statement's words
+    (:data:`RAVDESS_STATEMENTS`): only two sentences, so text carries no emotion here.
 
     Parameters
     ----------
@@ -273,7 +278,7 @@ def read_ravdess(data_dir, *, vocal_channel: str = "speech") -> Corpus:
         actor = int(f["actor"])
         rows.append([
             clip_id, f["actor"], RAVDESS_EMOTIONS[f["emotion_code"]],
-            "male" if actor % 2 else "female", str(audio), str(video), "",
+            "male" if actor % 2 else "female", str(audio), str(video), "", RAVDESS_STATEMENTS[f["statement"]],
             f["vocal_channel"], f["intensity"], f["statement"], f["repetition"],
         ])
     extra = ["vocal_channel", "intensity", "statement", "repetition"]
@@ -336,7 +341,7 @@ def read_cremad(data_dir) -> Corpus:
     genders = _cremad_genders(root)
     rows = [
         [clip_id, t["fields"]["actor"], t["fields"]["emotion"], genders.get(t["fields"]["actor"], ""),
-         str(t.get("audio", "")), str(t.get("video", "")), "", t["fields"]["sentence"], t["fields"]["level"]]
+         str(t.get("audio", "")), str(t.get("video", "")), "", "", t["fields"]["sentence"], t["fields"]["level"]]
         for clip_id, t in takes.items()
     ]
     return _finish("cremad", root, rows, skipped, ["sentence", "level"], CREMAD_HELP)
@@ -344,15 +349,17 @@ def read_cremad(data_dir) -> Corpus:
 
 # ---------------------------------------------------------------- manifest
 
-MANIFEST_REQUIRED = ["audio_path", "video_path", "label", "speaker"]
+MANIFEST_REQUIRED = ["label", "speaker"]
+MANIFEST_MODALITIES = ["audio_path", "video_path", "text"]
 
 
 def read_manifest(data_dir) -> Corpus:
     """Read a CSV manifest (MELD, IEMOCAP or any corpus).
 
-    Columns: ``audio_path``, ``video_path`` (either may be empty), ``label``, ``speaker``,
-    optional ``clip_id`` (default: the file stem) and ``split`` (train/dev/test); any other
-    column is kept as a corpus field.  Relative paths are relative to the CSV's folder.
+    Columns: ``label``, ``speaker``, at least one of ``audio_path``, ``video_path`` and
+    ``text`` (the transcript, whitespace runs collapsed; a row needs at least one non-empty), optional ``clip_id``
+    (default: the file stem; required for text-only rows) and ``split`` (train/dev/test);
+    any other column is kept as a corpus field.  Relative paths are relative to the CSV's folder.
     """
     path = Path(data_dir)
     if path.is_dir():
@@ -361,29 +368,36 @@ def read_manifest(data_dir) -> Corpus:
         raise CorpusError(f"manifest not found: {path}. {MANIFEST_HELP}")
     table = _read_csv(path)
     missing = [c for c in MANIFEST_REQUIRED if c not in table.columns]
-    if missing:
-        raise CorpusError(f"{path}: manifest lacks the columns {', '.join(missing)}. {MANIFEST_HELP}")
+    if missing or not set(MANIFEST_MODALITIES) & set(table.columns):
+        lacks = [f"the column{'s' if len(missing) > 1 else ''} {', '.join(missing)}"] if missing else []
+        if not set(MANIFEST_MODALITIES) & set(table.columns):
+            lacks.append(f"any of {', '.join(MANIFEST_MODALITIES)}")
+        raise CorpusError(f"{path}: manifest lacks {' and '.join(lacks)}. {MANIFEST_HELP}")
     extra = [c for c in table.columns if c not in CLIP_COLUMNS]
     rows, skipped, seen = [], [], {}
     for line, record in enumerate(table.to_dict("records"), start=2):
         where = f"{path}:{line}"
         paths = {}
         for column in ("audio_path", "video_path"):
-            value = record[column].strip()
+            value = record.get(column, "").strip()
             paths[column] = str((path.parent / value) if value and not Path(value).is_absolute() else value)
-        if not paths["audio_path"] and not paths["video_path"]:
-            skipped.append((where, "row has neither audio_path nor video_path"))
+        text = " ".join(record.get("text", "").split())
+        if not paths["audio_path"] and not paths["video_path"] and not text:
+            skipped.append((where, "row has neither audio_path nor video_path nor text"))
             continue
         if not record["label"].strip() or not record["speaker"].strip():
             skipped.append((where, "row has an empty label or speaker"))
             continue
         clip_id = record.get("clip_id", "").strip() or Path(paths["audio_path"] or paths["video_path"]).stem
+        if not clip_id:
+            skipped.append((where, "text-only row has no clip_id"))
+            continue
         if clip_id in seen:
             skipped.append((where, f"duplicate clip id {clip_id} (first on line {seen[clip_id]})"))
             continue
         seen[clip_id] = line
         rows.append([clip_id, record["speaker"].strip(), record["label"].strip(), record.get("gender", ""),
-                     paths["audio_path"], paths["video_path"], record.get("split", "").strip()]
+                     paths["audio_path"], paths["video_path"], record.get("split", "").strip(), text]
                     + [record[c] for c in extra])
     corpus = _finish("manifest", path, rows, skipped, extra, MANIFEST_HELP)
     corpus.manifest_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()

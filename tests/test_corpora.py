@@ -119,8 +119,34 @@ def test_manifest_reader(tmp_path):
 
 def test_manifest_missing_columns(tmp_path):
     (tmp_path / "m.csv").write_text("path,label\nx.wav,joy\n")
-    with pytest.raises(CorpusError, match="lacks the columns audio_path, video_path, speaker"):
+    with pytest.raises(CorpusError, match="lacks the column speaker and any of audio_path, video_path, text"):
         read_manifest(tmp_path / "m.csv")
+
+
+def test_text_only_manifest(tmp_path):
+    (tmp_path / "manifest.csv").write_text(
+        "clip_id,text,label,speaker,split\n"
+        'u1,"Oh my  God,\tyou scared me!",surprise,Ross,train\n'
+        "u2,,anger,Ross,train\n"
+        ',"No clip id.",joy,Rachel,dev\n'
+        "u3,I see.,neutral,Rachel,dev\n"
+    )
+    corpus = read_manifest(tmp_path)
+    clips = corpus.clips.set_index("clip_id")
+    assert list(clips.index) == ["u1", "u3"]
+    assert clips.loc["u1"].text == "Oh my God, you scared me!"
+    assert (clips.audio_path == "").all() and (clips.video_path == "").all()
+    assert [r for _, r in corpus.skipped] == ["row has neither audio_path nor video_path nor text",
+                                              "text-only row has no clip_id"]
+    assert "text: 2" in corpus.summary()
+
+
+def test_ravdess_text_is_the_statement(tmp_path):
+    touch(tmp_path / "03-01-05-01-01-01-01.wav")
+    touch(tmp_path / "03-01-05-01-02-01-01.wav")
+    texts = read_ravdess(tmp_path).clips.set_index("clip_id")["text"]
+    assert texts["01-05-01-01-01-01"] == "Kids are talking by the door"
+    assert texts["01-05-01-02-01-01"] == "Dogs are sitting by the door"
 
 
 def test_real_ravdess_speech(real_speech):
