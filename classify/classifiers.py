@@ -112,6 +112,8 @@ CLASSIFIERS = {spec.name: spec for spec in (
                    _network("BiLstmAttentionClassifier"), input="sequence", light=False),
     ClassifierSpec("attention_fusion", "attention-weighted audio and video encodings (Mamieva et al.; torch)",
                    _network("AttentionFusionClassifier"), input="blocks", light=False),
+    ClassifierSpec("omsn", "OMSN-ER: per-modality BiLSTM maps, dense residual fusion, self-attention CNN (Patil et al.; torch)",
+                   lambda random_state, blocks=None: __import__("classify.omsn", fromlist=["OmsnClassifier"]).OmsnClassifier(random_state=random_state), input="sequence", light=False),
 )}
 
 
