@@ -7,11 +7,13 @@ from sklearn.base import clone
 
 from classify.classifiers import make_classifier
 from classify.omsn import (
+    LEARNING_RATES,
     DenseResidualFusion,
     OmsnClassifier,
     OmsnNetwork,
     SelfAttention2d,
     SequenceEncoder,
+    mgo_tuned_omsn,
 )
 from extract.errors import EmofuseError
 
@@ -149,11 +151,29 @@ def test_parameter_count_of_the_default_network(n_features, expected):
         assert sum(p.numel() for p in encoder.parameters()) == 2 * lstm + 2 * hidden * 100 + 100
 
 
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")  # 6-clip inner folds
+def test_learning_rate_tuned_inside_the_training_speakers():
+    X, y = split_information(24, seed=8)
+    speakers = np.arange(24) % 4
+    small = {key: value for key, value in SMALL.items() if key not in ("learning_rate", "random_state")}
+    model = mgo_tuned_omsn(0, **{**small, "max_epochs": 1}).fit(X, y, groups=speakers)
+    rate = model.best_params_["learning_rate"]
+    assert LEARNING_RATES[0] <= rate <= LEARNING_RATES[1]
+    assert model.best_estimator_.learning_rate == rate
+    assert len(model.trials_) <= 15 and model.best_score_ == max(score for _, score in model.trials_)
+    assert model.predict_proba(X).shape == (24, 4)
+    with pytest.raises(EmofuseError, match="groups="):
+        model.fit(X, y)
+
+
 def test_registered_and_cloneable():
     model = make_classifier("omsn", random_state=3)
     assert isinstance(model, OmsnClassifier) and model.random_state == 3
     copy = clone(model).set_params(learning_rate=1e-2)
     assert copy.get_params()["learning_rate"] == 1e-2 and not hasattr(copy, "classes_")
+    tuned = make_classifier("omsn-mgo", random_state=3)
+    assert tuned.estimator.random_state == 3 and tuned.space[0].name == "learning_rate"
 
 
 @pytest.mark.parametrize("params, X, message", [
