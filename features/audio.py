@@ -30,14 +30,21 @@ FLOOR_DB = -100.0
 PITCH_BLOCK = 1024
 """Frames :func:`pitch` analyses at once, which bounds its memory (a few MB)."""
 
-STREAM_FAMILIES = ("mfcc", "zcr", "pitch", "energy", "chroma", "mel")
+STREAM_FAMILIES = ("mfcc", "zcr", "pitch", "energy", "chroma", "mel", "spectral", "envelope", "mcr")
 """Frame-level audio families :func:`audio_streams` can compute (each also gets functionals)."""
 
 CLIP_FAMILIES = ("egemaps",)
 """Clip-level audio families (no frame-level stream), computed by :func:`clip_features`."""
 
-DEFAULT_FAMILIES = STREAM_FAMILIES + ("egemaps",)
+OPT_IN_FAMILIES = ("spectral", "envelope", "mcr")
+"""Families computed only when ``AudioConfig.families`` names them (OMSN-ER's time- and
+frequency-domain parameters; cheap, but kept out of the default store)."""
+
+DEFAULT_FAMILIES = tuple(f for f in STREAM_FAMILIES if f not in OPT_IN_FAMILIES) + ("egemaps",)
 """Audio families computed unless ``AudioConfig.families`` says otherwise."""
+
+ROLLOFF_FRACTION = 0.85
+"""Share of the spectral magnitude below the roll-off frequency (librosa's and the field's 85 %)."""
 
 CHROMA_NAMES = ["C", "Cs", "D", "Ds", "E", "F", "Fs", "G", "Gs", "A", "As", "B"]
 """Pitch classes of the chroma rows, from C; ``s`` marks a sharp (``Cs`` is C sharp)."""
@@ -405,6 +412,131 @@ def log_mel(y, sr, *, n_mels=64, frame_length=400, hop_length=160):
     return np.maximum(librosa.power_to_db(bands, amin=10 ** (FLOOR_DB / 10), top_db=None), FLOOR_DB)
 
 
+def spectral_shape(y, sr, *, frame_length=400, hop_length=160, rolloff=ROLLOFF_FRACTION):
+    """FFT-based spectral parameters per frame: centroid, spread, roll-off, flux and flatness.
+
+    Each frame is Hann-windowed and transformed with an FFT of ``N = frame_length`` points;
+    ``|X_k|`` is the magnitude and ``P_k = |X_k|^2`` the power of bin ``k`` at frequency
+    ``f_k = k sr / N``, for ``k = 0 .. N/2``.  As in librosa (and openSMILE's ``fftMag``
+    parameters), centroid, spread and roll-off weight the bins by magnitude:
+
+    - centroid ``C = sum_k f_k |X_k| / sum_k |X_k|`` (Hz);
+    - spread ``S = sqrt(sum_k (f_k - C)^2 |X_k| / sum_k |X_k|)`` (Hz), the standard
+      deviation of frequency around the centroid;
+    - roll-off: the smallest ``f_k`` with ``sum_{j <= k} |X_j| >= rolloff * sum_j |X_j|`` (Hz);
+    - flux ``sqrt(sum_k (m_k(t) - m_k(t-1))^2)`` with ``m = |X| / || |X| ||_2`` the magnitude
+      spectrum scaled to unit norm, so that loudness alone does not count (unitless, in
+      [0, sqrt 2]; 0 in the first frame, which has no predecessor);
+    - flatness ``exp(mean_k ln P_k) / mean_k P_k``, geometric over arithmetic mean of the power
+      spectrum with ``P_k`` floored at 1e-10 (unitless, in (0, 1]; 1 for a flat spectrum such
+      as an impulse, near 0 for a tone, ``exp(-gamma) = 0.56`` on average for white noise,
+      whose periodogram bins are exponentially distributed).
+
+    A silent frame (no magnitude at all) has centroid, spread and roll-off 0 Hz, flatness 1
+    and no flux into or out of it.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        Mono signal, finite floats.
+    sr : number > 0
+        Sampling rate (Hz).
+    frame_length, hop_length : int
+        Window and FFT size N, and hop (samples).
+    rolloff : float
+        Fraction of the magnitude below the roll-off frequency, in (0, 1).
+
+    Returns
+    -------
+    np.ndarray [shape=(5, t)]
+        Rows centroid (Hz), spread (Hz), roll-off (Hz), flux, flatness.
+
+    References
+    ----------
+    Peeters, G. (2004). A large set of audio features for sound description (similarity and
+    classification) in the CUIDADO project. IRCAM.
+    """
+    if not 0 < rolloff < 1:
+        raise FeatureError(f"spectral roll-off fraction must be in (0, 1), got {rolloff!r}")
+    power = _power_spectrogram(y, sr, frame_length, hop_length).astype(np.float64)
+    magnitude = np.sqrt(power)
+    frequencies = np.arange(len(magnitude))[:, np.newaxis] * (sr / frame_length)
+    total = magnitude.sum(axis=0)
+    sounding = total > 0
+    weights = np.divide(magnitude, total, out=np.zeros_like(magnitude), where=sounding)
+    # 1. Centroid and spread: mean and standard deviation of f_k under the weights |X_k| / sum.
+    centroid = (frequencies * weights).sum(axis=0)
+    spread = np.sqrt((np.square(frequencies - centroid) * weights).sum(axis=0))
+    # 2. Roll-off: the first bin whose cumulative weight reaches the fraction.
+    below = np.cumsum(weights, axis=0) >= rolloff
+    rolloff_frequency = np.where(sounding, below.argmax(axis=0) * (sr / frame_length), 0.0)
+    # 3. Flux between unit-norm magnitude spectra (a silent frame's is all zero: no flux).
+    norm = np.linalg.norm(magnitude, axis=0)
+    shape = np.divide(magnitude, norm, out=np.zeros_like(magnitude), where=norm > 0)
+    flux = np.zeros_like(total)
+    flux[1:] = np.linalg.norm(np.diff(shape, axis=1), axis=0)
+    flux[1:] *= sounding[1:] & sounding[:-1]
+    # 4. Flatness of the floored power spectrum (a silent frame is flat at the floor).
+    floored = np.maximum(power, 1e-10)
+    flatness = np.exp(np.log(floored).mean(axis=0)) / floored.mean(axis=0)
+    return np.stack([centroid, spread, rolloff_frequency, flux, np.minimum(flatness, 1.0)])
+
+
+def amplitude_envelope(y, sr, *, frame_length=400, hop_length=160):
+    """Amplitude envelope: the peak of ``|x|`` in each frame, ``max_n |x_n|``.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        Mono signal, finite floats (full scale 1).
+    sr : number > 0
+        Sampling rate (Hz); the envelope does not depend on it.
+    frame_length, hop_length : int
+        Window N and hop (samples).
+
+    Returns
+    -------
+    np.ndarray [shape=(1, t)]
+        Peak absolute amplitude per frame, in full-scale units (a tone of amplitude A gives A).
+    """
+    y = _check_signal(y, sr)
+    _check_framing(frame_length, hop_length)
+    return np.abs(_centred_frames(y, frame_length, hop_length)).max(axis=0)[np.newaxis]
+
+
+def mean_crossing_rate(y, sr, *, frame_length=400, hop_length=160):
+    """Mean-crossing rate: the zero-crossing rate of each frame minus that frame's own mean.
+
+    M = (1/2N) sum_n |sgn(x_n - mu) - sgn(x_{n-1} - mu)|, with ``mu`` the mean of the N
+    samples of the frame and sgn as in :func:`zero_crossing_rate` (a value equal to the mean
+    counts as below it).  The mean is taken per frame, not per clip, so a drifting offset or
+    a slow swell is removed locally: a tone of frequency f on a DC offset gives ``2 f / sr``
+    however large the offset, where its zero-crossing rate is 0.  As for the zero-crossing
+    rate, the signal repeats its edge samples beyond its ends and only the N - 1 pairs inside
+    a frame are counted.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        Mono signal, finite floats.
+    sr : number > 0
+        Sampling rate (Hz); the rate itself does not depend on it.
+    frame_length, hop_length : int
+        Window N and hop (samples).
+
+    Returns
+    -------
+    np.ndarray [shape=(1, t)]
+        Mean-crossing rate in [0, 1) per frame (crossings per sample).
+    """
+    y = _check_signal(y, sr)
+    _check_framing(frame_length, hop_length)
+    padded = np.pad(y, frame_length // 2, mode="edge")
+    frames = librosa.util.frame(padded, frame_length=frame_length, hop_length=hop_length)
+    above = frames > frames.mean(axis=0, dtype=np.float64)
+    return (np.count_nonzero(np.diff(above, axis=0), axis=0) / frame_length)[np.newaxis]
+
+
 def egemaps(y, sr):
     """The 88 eGeMAPS v02 functionals of a clip, computed by openSMILE.
 
@@ -453,8 +585,10 @@ def audio_streams(y, sr, config: AudioConfig) -> dict:
     dict of str to Stream
         Those of ``mfcc`` (``mfcc_k``, ``mfcc_k_delta``, ``mfcc_k_delta2``), ``zcr``, ``pitch``
         (``f0`` in Hz, NaN when unvoiced; ``voiced`` 0/1), ``energy`` (``rms``,
-        ``log_energy`` in dB), ``chroma`` (``chroma_C`` .. ``chroma_B``) and ``mel``
-        (``mel_0`` ..  in dB) that ``config.families`` names; each with
+        ``log_energy`` in dB), ``chroma`` (``chroma_C`` .. ``chroma_B``), ``mel``
+        (``mel_0`` ..  in dB), ``spectral`` (``spectral_centroid``, ``_spread``, ``_rolloff``
+        in Hz, ``_flux``, ``_flatness``), ``envelope`` and ``mcr`` that ``config.families``
+        names; each with
         ``t = 1 + n // hop_length`` rows and ``frame_rate = sr / hop_length``.
     """
     if sr != config.sr:
@@ -495,6 +629,15 @@ def audio_streams(y, sr, config: AudioConfig) -> dict:
             c.chroma_frame_length,
         ),
         "mel": (mel, [f"mel_{k}" for k in range(c.n_mels)], "dB", c.frame_length),
+        "spectral": (
+            lambda: spectral_shape(y, sr, **short_window),
+            [f"spectral_{name}" for name in ("centroid", "spread", "rolloff", "flux", "flatness")],
+            "centroid, spread, rolloff: Hz; flux, flatness: unitless",
+            c.frame_length,
+        ),
+        "envelope": (lambda: amplitude_envelope(y, sr, **short_window), ["envelope"], "full scale",
+                     c.frame_length),
+        "mcr": (lambda: mean_crossing_rate(y, sr, **short_window), ["mcr"], "", c.frame_length),
     }
     return {
         family: Stream(
