@@ -18,6 +18,7 @@ def low_rank_sequences(n_clips=40, seed=0):
     return sequences, np.arange(n_clips) % 2
 
 
+@pytest.mark.slow
 def test_a_two_unit_code_reconstructs_a_plane_but_not_noise():
     sequences, _ = low_rank_sequences()
     plane = SequenceAutoencoder(**FAST).fit(sequences)

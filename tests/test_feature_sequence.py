@@ -28,6 +28,7 @@ def tiny_problem(seed=0, n=240):
     return X, np.array(["a", "b", "c"])[y]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attention", [True, False])
 def test_both_networks_learn_a_tiny_problem(attention):
     X, y = tiny_problem()
