@@ -5,6 +5,9 @@
     python -m classify evaluate --dataset ravdess --method concat --speaker-norm enrol:8
     python -m classify predict reports/ravdess/model.joblib clip.wav take.mp4 a.wav+a.mp4  # per-emotion probabilities
     python -m classify predict reports/ravdess/model.joblib clip.wav --enrol speaker_clips/
+    python -m classify recipes                                                  # the published systems
+    python -m classify recipe dv-emotionnet --dataset ravdess --data-dir DIR    # one, end to end
+    python -m classify recipes --run --dataset synthetic                        # all -> reports/<dataset>/recipes.md
 
 `evaluate` prints the full table, then the selected (nested) figure: the one to quote.
 """
@@ -82,6 +85,19 @@ def main(argv=None) -> int:
                          help="unlabelled clips of the same speaker: the speaker-adaptive model normalises "
                               "with their statistics")
 
+    recipe = commands.add_parser("recipe", help="run one published system end to end (see `recipes`)")
+    recipe.add_argument("name")
+    recipes = commands.add_parser("recipes", help="list the published systems; --run runs all the corpus allows")
+    recipes.add_argument("--run", action="store_true")
+    for sub in (recipe, recipes):
+        sub.add_argument("--dataset", required=sub is recipe)
+        sub.add_argument("--data-dir", type=Path, help="the corpus (default data/<dataset> when present)")
+        sub.add_argument("--protocols", default="random,segments,speaker,loso",
+                         help="comma list of random, segments, speaker, loso")
+        sub.add_argument("--jobs", type=int, default=2, help="feature extraction workers")
+        sub.add_argument("--cache-dir", type=Path, default=Path("cache"))
+        sub.add_argument("--reports-dir", type=Path, default=Path("reports"))
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -92,6 +108,8 @@ def main(argv=None) -> int:
                                      speaker_norm=args.speaker_norm, cache_dir=args.cache_dir,
                                      reports_dir=args.reports_dir, n_jobs=args.jobs, progress=not args.no_progress)
             print_summary(summary)
+        elif args.command in ("recipe", "recipes"):
+            return _recipes(args)
         else:
             from .predict import load_model, predict_files
 
@@ -102,6 +120,30 @@ def main(argv=None) -> int:
     except EmofuseError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _recipes(args) -> int:
+    """The ``recipe`` and ``recipes`` commands."""
+    from . import recipes
+
+    if args.command == "recipes" and not args.run:
+        print("\n\n".join(recipes.describe(r) for r in recipes.RECIPES.values()))
+        return 0
+    if not args.dataset:
+        raise EmofuseError("recipes --run needs --dataset")
+    options = dict(data_dir=args.data_dir, cache_dir=args.cache_dir, reports_dir=args.reports_dir, jobs=args.jobs,
+                   protocols=[p.strip() for p in args.protocols.split(",") if p.strip()])
+    if args.command == "recipe":
+        summary = recipes.run_recipe(args.name, args.dataset, **options)
+    else:
+        summary = recipes.run_all(args.dataset, **options)
+        for name, reason in summary["skipped"].items():
+            print(f"recipe {name} skipped: {reason}")
+    for e in summary["results"]:
+        print(f"{e['recipe']:>16} {e['classifier']:>18} {e['protocol']:>8} {e['branch']:>5}  accuracy "
+              f"{100 * e['accuracy']:5.1f}  UA {100 * e['ua']:5.1f} ± {100 * e['ua_std']:4.1f}  {e['wall_s']:7.1f} s")
+    print(f"report written to {summary['report']}")
     return 0
 
 

@@ -16,6 +16,7 @@ only when one of them is asked for.
 hyper-parameters by speaker-grouped cross-validation inside the training fold.
 """
 
+import importlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -137,13 +138,13 @@ def _perceptron(random_state, blocks=None):
                                       max_iter=500, random_state=random_state))
 
 
-def _network(class_name):
-    """A builder of the torch classifier ``classify.networks.<class_name>``, imported on use."""
+def _network(class_name, module="networks", **fixed):
+    """A builder of the torch classifier ``classify.<module>.<class_name>(**fixed)``, imported on use."""
     def build(random_state, blocks=None):
-        from . import networks
+        networks = importlib.import_module(f".{module}", __package__)
 
         params = {"blocks": tuple(blocks)} if blocks is not None else {}
-        return getattr(networks, class_name)(random_state=random_state, **params)
+        return getattr(networks, class_name)(random_state=random_state, **fixed, **params)
     return build
 
 
@@ -160,6 +161,8 @@ CLASSIFIERS = {spec.name: spec for spec in (
                    _network("FerCnnClassifier"), light=False),
     ClassifierSpec("bilstm_sa", "BiLSTM + multi-head self-attention on frame sequences (Kirar et al.; torch)",
                    _network("BiLstmAttentionClassifier"), input="sequence", light=False),
+    ClassifierSpec("bilstm_sa_features", "BiLSTM + self-attention on the fused vector cut into steps (Kirar et al.; torch)", _network("FeatureSequenceClassifier", "feature_sequence", attention=True), light=False),
+    ClassifierSpec("bilstm_features", "plain BiLSTM on the fused vector cut into steps (Kirar et al.'s baseline; torch)", _network("FeatureSequenceClassifier", "feature_sequence", attention=False), light=False),
     ClassifierSpec("attention_fusion", "attention-weighted audio and video encodings (Mamieva et al.; torch)",
                    _network("AttentionFusionClassifier"), input="blocks", light=False),
     ClassifierSpec("omsn", "OMSN-ER: per-modality BiLSTM maps, dense residual fusion, self-attention CNN (Patil et al.; torch)",

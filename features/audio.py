@@ -30,15 +30,15 @@ FLOOR_DB = -100.0
 PITCH_BLOCK = 1024
 """Frames :func:`pitch` analyses at once, which bounds its memory (a few MB)."""
 
-STREAM_FAMILIES = ("mfcc", "zcr", "pitch", "energy", "chroma", "mel", "spectral", "envelope", "mcr")
+STREAM_FAMILIES = ("mfcc", "zcr", "pitch", "energy", "chroma", "mel", "spectral", "envelope", "mcr", "pitch_acf")
 """Frame-level audio families :func:`audio_streams` can compute (each also gets functionals)."""
 
 CLIP_FAMILIES = ("egemaps",)
 """Clip-level audio families (no frame-level stream), computed by :func:`clip_features`."""
 
-OPT_IN_FAMILIES = ("spectral", "envelope", "mcr")
+OPT_IN_FAMILIES = ("spectral", "envelope", "mcr", "pitch_acf")
 """Families computed only when ``AudioConfig.families`` names them (OMSN-ER's time- and
-frequency-domain parameters; cheap, but kept out of the default store)."""
+frequency-domain parameters, DV-EmotionNet's autocorrelation pitch; kept out of the default store)."""
 
 DEFAULT_FAMILIES = tuple(f for f in STREAM_FAMILIES if f not in OPT_IN_FAMILIES) + ("egemaps",)
 """Audio families computed unless ``AudioConfig.families`` says otherwise."""
@@ -330,6 +330,84 @@ def _yin(frames, sr, fmin, fmax, threshold, voicing_threshold):
     return f0, voiced
 
 
+def pitch_autocorrelation(
+    y, sr, *, fmin=60.0, fmax=500.0, frame_length=1024, hop_length=160, voicing_threshold=0.45
+):
+    """Fundamental frequency from the peak of the windowed autocorrelation (DV-EmotionNet).
+
+    Per frame, the short-time autocorrelation of the Hann-windowed frame,
+    R(tau) = (1/N) sum_n w[n] x[n] w[n + tau] x[n + tau], as Dommeti et al. (2024) define
+    pitch; the period is the lag of the highest local maximum of R within
+    [sr / fmax, sr / fmin], refined by parabolic interpolation.  The paper gives no voicing
+    rule, so the field's is used (Boersma 1993, Praat's default): a frame is voiced when that
+    peak, normalised by R(0), is at least ``voicing_threshold`` and the frame's mean square is
+    above the -100 dB floor.  Unlike YIN (:func:`pitch`) nothing corrects the taper of the
+    window, which lowers R at long lags (the estimator is biased toward short periods).
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        Mono signal, finite floats.
+    sr : number > 0
+        Sampling rate (Hz).
+    fmin, fmax : float
+        Search range of F0 (Hz).
+    frame_length : int
+        Analysis window (samples); at least two periods of ``fmin``.
+    hop_length : int
+        Hop (samples).
+    voicing_threshold : float
+        Smallest normalised autocorrelation peak R(T) / R(0) of a voiced frame, in (0, 1).
+
+    Returns
+    -------
+    f0 : np.ndarray [shape=(t,), dtype=float32]
+        F0 in Hz, NaN on unvoiced frames.
+    voiced : np.ndarray [shape=(t,), dtype=bool]
+        Voicing decision per frame.
+
+    References
+    ----------
+    Dommeti, Nallapati & Alfaris (2024), DV-EmotionNet, audio features (pitch).
+    Boersma, P. (1993). Accurate short-term analysis of the fundamental frequency and the
+    harmonics-to-noise ratio of a sampled sound. Proc. Inst. Phonetic Sciences 17, 97-110.
+    """
+    y = _check_signal(y, sr)
+    _check_framing(frame_length, hop_length)
+    _check_pitch_range(sr, fmin, fmax, frame_length)
+    if not 0 < voicing_threshold < 1:
+        raise FeatureError(f"voicing_threshold must be in (0, 1), got {voicing_threshold!r}")
+    frames = _centred_frames(y, frame_length, hop_length).T * np.hanning(frame_length).astype(np.float32)
+    min_lag, max_lag = int(sr // fmax), int(np.ceil(sr / fmin))
+    f0, voiced = [], []
+    for start in range(0, len(frames), PITCH_BLOCK):
+        block = frames[start : start + PITCH_BLOCK].astype(np.float64)
+        # 1. R(tau) by FFT, zero-padded to 2N so the circular correlation does not wrap.
+        spectrum = scipy.fft.rfft(block, n=2 * frame_length, axis=1)
+        r = scipy.fft.irfft(np.abs(spectrum) ** 2, axis=1)[:, : max_lag + 2] / frame_length
+        # 2. Normalise by R(0); a silent frame has no peak.
+        energy_0 = r[:, :1]
+        r = np.divide(r, energy_0, out=np.zeros_like(r), where=energy_0 > 0)
+        # 3. Highest local maximum within the lag range.
+        in_range = r[:, min_lag : max_lag + 1]
+        is_peak = (in_range >= r[:, min_lag - 1 : max_lag]) & (in_range > r[:, min_lag + 1 : max_lag + 2])
+        peaks = np.where(is_peak, in_range, -np.inf)
+        lag = min_lag + peaks.argmax(axis=1)
+        height = peaks.max(axis=1)
+        # 4. Parabolic interpolation around the peak.
+        rows = np.arange(len(block))
+        before, at, after = (r[rows, lag + step] for step in (-1, 0, 1))
+        curvature = before - 2 * at + after
+        shift = np.divide(before - after, 2 * curvature, out=np.zeros_like(at), where=curvature < 0)
+        period = lag + np.clip(shift, -1, 1)
+        # 5. Voicing: a high enough peak in a frame above the energy floor.
+        loud = np.mean(np.square(block), axis=1) > 10 ** (FLOOR_DB / 10)
+        is_voiced = (height >= voicing_threshold) & loud
+        f0.append(np.where(is_voiced, sr / period, np.nan).astype(np.float32))
+        voiced.append(is_voiced)
+    return np.concatenate(f0), np.concatenate(voiced)
+
+
 def energy(y, sr, *, frame_length=400, hop_length=160):
     """Root-mean-square amplitude and log energy per frame.
 
@@ -587,7 +665,8 @@ def audio_streams(y, sr, config: AudioConfig) -> dict:
         (``f0`` in Hz, NaN when unvoiced; ``voiced`` 0/1), ``energy`` (``rms``,
         ``log_energy`` in dB), ``chroma`` (``chroma_C`` .. ``chroma_B``), ``mel``
         (``mel_0`` ..  in dB), ``spectral`` (``spectral_centroid``, ``_spread``, ``_rolloff``
-        in Hz, ``_flux``, ``_flatness``), ``envelope`` and ``mcr`` that ``config.families``
+        in Hz, ``_flux``, ``_flatness``), ``envelope``, ``mcr`` and ``pitch_acf`` (``f0_acf``
+        in Hz by autocorrelation, NaN when unvoiced; ``voiced_acf`` 0/1) that ``config.families``
         names; each with
         ``t = 1 + n // hop_length`` rows and ``frame_rate = sr / hop_length``.
     """
@@ -638,6 +717,13 @@ def audio_streams(y, sr, config: AudioConfig) -> dict:
         "envelope": (lambda: amplitude_envelope(y, sr, **short_window), ["envelope"], "full scale",
                      c.frame_length),
         "mcr": (lambda: mean_crossing_rate(y, sr, **short_window), ["mcr"], "", c.frame_length),
+        "pitch_acf": (
+            lambda: np.stack(pitch_autocorrelation(y, sr, fmin=c.fmin, fmax=c.fmax, frame_length=c.pitch_frame_length,
+                                                   hop_length=c.hop_length)),
+            ["f0_acf", "voiced_acf"],  # not "voiced": its functionals must not share pitch's names
+            "f0_acf: Hz; voiced_acf: 0/1",
+            c.pitch_frame_length,
+        ),
     }
     return {
         family: Stream(

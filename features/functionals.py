@@ -28,7 +28,8 @@ STATISTICS = (
 """The statistics of each column, in output order."""
 
 VOICING_COLUMN = "voiced"
-"""A 0/1 column that marks the frames the stream's other columns are defined on."""
+"""A 0/1 column (``voiced``, or ``voiced_<tracker>`` such as ``voiced_acf``) that marks the frames
+the stream's other columns are defined on."""
 
 _PERCENTILES = (10, 50, 90)
 
@@ -42,9 +43,9 @@ def functionals(stream):
     (the biased moment estimators, as ``scipy.stats.skew`` and ``scipy.stats.kurtosis``).
 
     A stream with a :data:`VOICING_COLUMN` (the pitch stream) is summarised as voiced
-    speech: that column gives only ``voiced_fraction``, the fraction of frames where it is
-    positive, and the other columns, over those frames only, give statistics named
-    ``<column>_voiced_<statistic>``, e.g. ``f0_voiced_p50``.
+    speech: that column gives only ``<voicing column>_fraction`` (``voiced_fraction``), the
+    fraction of frames where it is positive, and the other columns, over those frames only,
+    give statistics named ``<column>_voiced_<statistic>``, e.g. ``f0_voiced_p50``.
 
     Parameters
     ----------
@@ -68,14 +69,15 @@ def functionals(stream):
         )
     names = list(stream.names)
     fractions, fraction_names = [], []
-    if VOICING_COLUMN in names:
-        voicing = names.index(VOICING_COLUMN)
+    voicing_names = [n for n in names if n == VOICING_COLUMN or n.startswith(f"{VOICING_COLUMN}_")]
+    if voicing_names:
+        voicing = names.index(voicing_names[0])
         voiced = values[:, voicing] > 0
         fractions = [voiced.sum() / max(len(values), 1)]
-        fraction_names = [f"{VOICING_COLUMN}_fraction"]
+        fraction_names = [f"{voicing_names[0]}_fraction"]
         values = np.delete(values, voicing, axis=1)
         values[~voiced] = np.nan
-        names = [f"{name}_{VOICING_COLUMN}" for name in names if name != VOICING_COLUMN]
+        names = [f"{name}_{VOICING_COLUMN}" for i, name in enumerate(names) if i != voicing]
     statistics = _column_statistics(values, stream.frame_rate)  # (k, d)
     result = np.concatenate([statistics.T.ravel(), fractions]).astype(np.float32)
     result_names = [f"{name}_{statistic}" for name in names for statistic in STATISTICS]

@@ -233,3 +233,12 @@ def test_families_compute_only_what_the_config_names():
 def test_unknown_family_is_refused_by_name():
     with pytest.raises(FeatureError, match="spectral_nonsense"):
         audio.AudioConfig(families=("mfcc", "spectral_nonsense"))
+
+
+def test_functional_names_are_unique_across_every_family():
+    from features.functionals import functionals
+
+    config = audio.AudioConfig(families=audio.STREAM_FAMILIES)
+    names = [n for stream in audio.audio_streams(tone(220.0), SR, config).values() for n in functionals(stream)[1]]
+    assert len(names) == len(set(names))
+    assert {"voiced_fraction", "voiced_acf_fraction"} <= set(names)
