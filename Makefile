@@ -17,6 +17,7 @@ PROTOCOL   ?= speaker
 SCHEDULER  ?=
 SNORM      ?=
 PARAMS     ?=
+RECIPE     ?=
 
 # The last `make features` (its dataset, data folder, families and vocal channel), written by
 # `python -m features extract`: later targets default to it.  DATASET, DATA_DIR, FAMILIES and
@@ -58,7 +59,7 @@ PARAM_FLAGS := $(foreach p,$(subst $(comma), ,$(PARAMS)),--param $(p))
 
 export PYTHONHASHSEED := 0
 
-.PHONY: venv corpus clips features fuse evaluate demo bench test clean
+.PHONY: venv corpus clips features fuse evaluate recipes demo bench test clean
 
 venv: $(STAMP)
 
@@ -106,9 +107,23 @@ fuse: $(STAMP) $(if $(UPDATE_STORE),$(CORPUS_READY))
 	$(if $(UPDATE_STORE),$(EXTRACT) --no-progress || [ $$? -eq 3 ])
 	$(PY) -m fusion --dataset $(DATASET) --method $(METHOD) --protocol $(PROTOCOL) $(FUSE_SNORM) $(PARAM_FLAGS)
 
+# RECIPE=<name> runs one published system end to end instead (`python -m classify recipes`
+# lists them): its own families, fusion chain and classifier, under the paper's protocol and
+# speaker-independently; `make recipes` runs every recipe the corpus's modalities allow.
+RECIPE_ARGS = --dataset $(DATASET) $(if $(or $(UPDATE_STORE),$(CORPUS_READY)),--data-dir $(DATA_DIR)) --jobs $(JOBS)
+ifneq ($(RECIPE),)
+evaluate: $(STAMP) $(if $(UPDATE_STORE),$(CORPUS_READY))
+	$(call say_from_last,$(FROM_LAST))
+	$(PY) -m classify recipe $(RECIPE) $(RECIPE_ARGS)
+else
 evaluate: fuse
 	$(PY) -m classify evaluate --dataset $(DATASET) --method $(METHOD) --classifier $(CLASSIFIER) \
 	  --protocol $(PROTOCOL) $(EVAL_SNORM)
+endif
+
+recipes: $(STAMP) $(if $(UPDATE_STORE),$(CORPUS_READY))
+	$(call say_from_last,$(FROM_LAST))
+	$(PY) -m classify recipes --run $(RECIPE_ARGS)
 
 # The demo: every fusion method under the speaker-independent protocol, plus concat under
 # the random split (to show its inflation), each with the five light classifiers.

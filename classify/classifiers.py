@@ -161,14 +161,18 @@ CLASSIFIERS = {spec.name: spec for spec in (
                    _network("FerCnnClassifier"), light=False),
     ClassifierSpec("bilstm_sa", "BiLSTM + multi-head self-attention on frame sequences (Kirar et al.; torch)",
                    _network("BiLstmAttentionClassifier"), input="sequence", light=False),
-    ClassifierSpec("bilstm_sa_features", "BiLSTM + self-attention on the fused vector cut into steps (Kirar et al.; torch)", _network("FeatureSequenceClassifier", "feature_sequence", attention=True), light=False),
-    ClassifierSpec("bilstm_features", "plain BiLSTM on the fused vector cut into steps (Kirar et al.'s baseline; torch)", _network("FeatureSequenceClassifier", "feature_sequence", attention=False), light=False),
+    ClassifierSpec("bilstm_sa_features", "BiLSTM + self-attention on the fused vector cut into steps "
+                   "(Kirar et al.; torch)", _network("FeatureSequenceClassifier", "feature_sequence", attention=True),
+                   light=False),
+    ClassifierSpec("bilstm_features", "plain BiLSTM on the fused vector cut into steps (Kirar et al.'s baseline; "
+                   "torch)", _network("FeatureSequenceClassifier", "feature_sequence", attention=False), light=False),
     ClassifierSpec("attention_fusion", "attention-weighted audio and video encodings (Mamieva et al.; torch)",
                    _network("AttentionFusionClassifier"), input="blocks", light=False),
-    ClassifierSpec("omsn", "OMSN-ER: per-modality BiLSTM maps, dense residual fusion, self-attention CNN (Patil et al.; torch)",
-                   lambda random_state, blocks=None: __import__("classify.omsn", fromlist=["OmsnClassifier"]).OmsnClassifier(random_state=random_state), input="sequence", light=False),
-    ClassifierSpec("omsn-mgo", "omsn with its learning rate chosen by the mountain gazelle optimiser inside the training speakers (15 candidates x 2 inner folds)",
-                   lambda random_state, blocks=None: __import__("classify.omsn", fromlist=["mgo_tuned_omsn"]).mgo_tuned_omsn(random_state), input="sequence", groups=True, light=False),
+    ClassifierSpec("omsn", "OMSN-ER: per-modality BiLSTM maps, dense residual fusion, self-attention CNN "
+                   "(Patil et al.; torch)", _network("OmsnClassifier", "omsn"), input="sequence", light=False),
+    ClassifierSpec("omsn-mgo", "omsn with its learning rate chosen by the mountain gazelle optimiser inside the "
+                   "training speakers (15 candidates x 2 inner folds)", _network("mgo_tuned_omsn", "omsn"),
+                   input="sequence", groups=True, light=False),
 )}
 
 
