@@ -110,10 +110,6 @@ def test_readme_block_runs_as_written(block, workspace):
         pytest.skip(f"{block.name}: {block.reason} (EMOFUSE_README_LONG=1 runs it)")
     if "../shared/data" in block.text and not (SHARED / "data").is_dir():
         pytest.skip("../shared/data is absent")
-    if "make evaluate" in block.text and "--protocol" not in subprocess.run(
-            [".venv/bin/python", "-m", "classify", "evaluate", "--help"], cwd=workspace, capture_output=True,
-            text=True).stdout:
-        pytest.xfail("`python -m classify evaluate --protocol` is not implemented on this branch yet")
     result = subprocess.run(["bash", "-e", "-c", block.text], cwd=workspace, capture_output=True, text=True,
                             env=_env(), timeout=1800)
     assert result.returncode == 0, f"{block.name} failed:\n{block.text}\n{(result.stdout + result.stderr)[-4000:]}"
