@@ -7,6 +7,7 @@ takes results as they finish, writes them in shards from a background thread and
 shards into the store at the end, so that a killed run resumes where it stopped.
 """
 
+import functools
 import hashlib
 import json
 import os
@@ -54,7 +55,9 @@ def config_hash(config: dict) -> str:
     return hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
 
 
+@functools.cache
 def package_versions() -> dict:
+    """Versions of the packages that compute features (read once per process: every shard records them)."""
     return {name: metadata.version(name) for name in PACKAGES}
 
 
