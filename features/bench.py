@@ -254,12 +254,12 @@ def extract_run(data: Path, cache: Path, *, jobs=2, scheduler=None, watch=()) ->
     wall = time.perf_counter() - start
     cpu = sum(_cpu(p) for p in watched) + _children_cpu() - cpu_before  # the run's processes are reaped now
     output = proc.stdout.read()
-    summary = re.search(r": (\d+) clips; .* x (\d+) cores / ([\d.]+) s of media", output)
+    summary = re.search(r": (\d+) clips; .* x (\d+) cores / ([\d.]+) s of media\), ([\d.]+) in the clips", output)
     if proc.returncode not in (0, 3) or not summary:  # 3: some clip or modality failed (listed)
         raise RuntimeError(f"{' '.join(command)} failed with {proc.returncode}:\n{output[-2000:]}")
     clips, cores, media = int(summary[1]), int(summary[2]), float(summary[3])
     return {"clips": clips, "wall": wall, "cpu": cpu, "peak": peak / 2**20, "media": media, "cores": cores,
-            "rtf": wall * cores / media, "cpu_rtf": cpu / media, "summary": output.strip().splitlines()[0]}
+            "rtf": wall * cores / media, "cpu_rtf": cpu / media, "clips_rtf": float(summary[4])}
 
 
 def _cpu(process) -> float:
@@ -298,8 +298,8 @@ def bench_corpus(speech: list, video: list, sizes, workdir: Path, n_speech: int,
 
 
 def bench_stages(cache: Path, methods, workdir: Path) -> list:
-    """Wall seconds of ``python -m fusion`` (LOSO) and of ``python -m classify evaluate`` with
-    the light classifiers, per fusion method, on the store in ``cache``."""
+    """Wall and CPU seconds of ``python -m fusion`` (LOSO) and of ``python -m classify evaluate``
+    with the light classifiers, per fusion method, on the store in ``cache``."""
     rows = []
     for method in methods:
         row = [method]
@@ -307,16 +307,16 @@ def bench_stages(cache: Path, methods, workdir: Path) -> list:
                          "--cache-dir", str(cache)],
                         ["classify", "evaluate", "--dataset", "ravdess", "--method", method, "--classifier", "light",
                          "--cache-dir", str(cache), "--reports-dir", str(workdir / "reports")]):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), _children_cpu()
             done = subprocess.run([sys.executable, "-m", *command], cwd=REPO, capture_output=True, text=True)
-            row.append(time.perf_counter() - start if done.returncode == 0 else
+            row.append((time.perf_counter() - start, _children_cpu() - cpu) if done.returncode == 0 else
                        f"failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
         rows.append(tuple(row))
     return rows
 
 
 def _seconds(value) -> str:
-    return f"{value:.1f}" if isinstance(value, float) else str(value)
+    return f"{value[0]:.1f} ({value[1]:.1f} CPU)" if isinstance(value, tuple) else str(value)
 
 
 def corpus_lines(runs, sizes, steps_audio, steps_av, stage_rows, speech_source) -> list:
@@ -326,13 +326,13 @@ def corpus_lines(runs, sizes, steps_audio, steps_av, stage_rows, speech_source) 
         "## Whole runs (`python -m features extract`, as a user waits for it)", "",
         "RTF per core of a whole run = wall seconds (start-up included) x cores / seconds of media, what a user "
         "waits for; CPU RTF = CPU seconds of all its processes / seconds of media, which other work on the machine "
-        "does not inflate.  The steps are the step figures above, summed; the ratios compare each RTF with them.  "
+        "inflates much less; the clips' own CPU RTF leaves out start-up, scheduling and writing.  The steps are the step figures above, summed; the ratios compare each RTF with them.  "
         f"Load average at the end of the benchmark: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on "
         f"{os.cpu_count()} cores.", "",
-        "| run | clips | media s | wall s | RTF per core | CPU RTF | sum of the steps | ratios |",
-        "|---|---|---|---|---|---|---|---|",
+        "| run | clips | media s | wall s | RTF per core | CPU RTF | clips' own CPU RTF | sum of the steps | ratios |",
+        "|---|---|---|---|---|---|---|---|---|",
         *[f"| {name} | {r['clips']} | {r['media']:.0f} | {r['wall']:.1f} | {r['rtf']:.4f} | {r['cpu_rtf']:.4f} | "
-          f"{steps:.4f} | {r['rtf'] / steps:.2f}x, {r['cpu_rtf'] / steps:.2f}x |"
+          f"{r['clips_rtf']:.4f} | {steps:.4f} | {r['rtf'] / steps:.2f}x, {r['cpu_rtf'] / steps:.2f}x |"
           for name, r, steps in [(f"{speech_source}, JOBS=2", speech, steps_audio),
                                  ("the same through a local Dask scheduler + 2 workers (`--nthreads 1`)", dask,
                                   steps_audio),
@@ -349,7 +349,7 @@ def corpus_lines(runs, sizes, steps_audio, steps_av, stage_rows, speech_source) 
         f"Peak memory from {sizes[0]} to {sizes[-1]} clips: {runs[sizes[-1]]['peak'] / runs[sizes[0]]['peak']:.2f}x "
         "(target: within 10 %).", "",
         f"## Fusion and evaluation ({speech['clips']} clips of the JOBS=2 run, LOSO, light classifiers)", "",
-        "| method | `python -m fusion` s | `python -m classify evaluate` s |", "|---|---|---|",
+        "| method | `python -m fusion` wall s (CPU s) | `python -m classify evaluate` wall s (CPU s) |", "|---|---|---|",
         *[f"| {m} | {_seconds(f)} | {_seconds(e)} |" for m, f, e in stage_rows], "",
     ]
 

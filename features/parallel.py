@@ -166,7 +166,7 @@ class DaskPool:
             self.client = Client(scheduler, timeout=timeout) if self._own else scheduler
         except (OSError, TimeoutError) as err:
             raise WorkerError(f"cannot reach the Dask scheduler at {scheduler} within {timeout:.0f} s ({err}); "
-                               "start it with `dask scheduler` and check the address and port") from err
+                              "start it with `dask scheduler` and check the address and port") from err
         self.address = self.client.scheduler.address
         try:
             self._wait_for_workers()
@@ -182,7 +182,7 @@ class DaskPool:
             self.client.wait_for_workers(1, timeout=self.timeout)
         except TimeoutError as err:
             raise WorkerError(f"no Dask worker joined the scheduler at {self.address} within {self.timeout:.0f} s; "
-                               f"start workers with `dask worker {self.address} --nthreads 1`") from err
+                              f"start workers with `dask worker {self.address} --nthreads 1`") from err
 
     def _probe(self, paths):
         """Every worker imports emofuse's feature stage and reads ``paths``."""
@@ -192,7 +192,7 @@ class DaskPool:
             text = f"{type(err).__name__}: {err}" if type(err) is not Exception else str(err)
             if "No module named" in text or isinstance(err, ImportError):
                 raise WorkerError(f"Dask workers at {self.address} cannot import emofuse ({text}); "
-                                   f"{INSTALL_HELP}") from err
+                                  f"{INSTALL_HELP}") from err
             raise WorkerError(f"Dask workers at {self.address} failed emofuse's start-up check ({text})") from err
         for worker, missing in sorted(unreadable.items()):
             if missing:
@@ -216,21 +216,21 @@ class DaskPool:
         """Raise when the scheduler is gone or no worker has been left for ``timeout`` seconds."""
         if self.client.status not in ("running", "connecting"):
             raise WorkerError(f"lost the connection to the Dask scheduler at {self.address} "
-                               f"(client {self.client.status}); finished clips are in the store, rerun to resume")
+                              f"(client {self.client.status}); finished clips are in the store, rerun to resume")
         try:
             workers = self.client.nthreads()
         except Exception as err:
             raise WorkerError(f"lost the connection to the Dask scheduler at {self.address} ({err}); "
-                               "finished clips are in the store, rerun to resume") from err
+                              "finished clips are in the store, rerun to resume") from err
         if workers:
             self._since_workers = None
         elif self._since_workers is None:
             self._since_workers = time.monotonic()
         elif time.monotonic() - self._since_workers > self.timeout:
             raise WorkerError(f"every Dask worker left the scheduler at {self.address} and none came back within "
-                               f"{self.timeout:.0f} s (killed, out of memory? see the worker logs); finished clips "
-                               f"are in the store; start workers with `dask worker {self.address} --nthreads 1` "
-                               "and rerun to resume")
+                              f"{self.timeout:.0f} s (killed, out of memory? see the worker logs); finished clips "
+                              f"are in the store; start workers with `dask worker {self.address} --nthreads 1` "
+                              "and rerun to resume")
 
     def result(self, future, item):
         from distributed import KilledWorker
@@ -239,12 +239,12 @@ class DaskPool:
             return future.result()
         except KilledWorker as err:
             raise WorkerError(f"Dask workers died while computing clip {_name(item)} ({err}; out of memory or a "
-                               "crash, see the worker logs); finished clips are in the store, rerun to resume") from err
+                              "crash, see the worker logs); finished clips are in the store, rerun to resume") from err
         except Exception as err:
             text = f"{type(err).__name__}: {err}"
             if "deserialization of the task graph" in text or isinstance(err, ImportError):
                 raise WorkerError(f"the Dask scheduler at {self.address} cannot load emofuse's tasks ({text}); "
-                                   f"{INSTALL_HELP}") from err
+                                  f"{INSTALL_HELP}") from err
             raise WorkerError(f"Dask failed on clip {_name(item)} ({text})") from err
 
     def cancel(self, futures):

@@ -8,6 +8,7 @@ from a background thread and merges the shards into the store at the end, so tha
 run resumes where it stopped.
 """
 
+import functools
 import hashlib
 import json
 import os
@@ -84,7 +85,9 @@ def config_hash(config: dict) -> str:
     return hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
 
 
+@functools.cache
 def package_versions() -> dict:
+    """Versions of the packages that compute features (read once per process: every shard records them)."""
     return {name: metadata.version(name) for name in PACKAGES}
 
 
