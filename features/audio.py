@@ -33,8 +33,9 @@ PITCH_BLOCK = 1024
 STREAM_FAMILIES = ("mfcc", "zcr", "pitch", "energy", "chroma", "mel", "spectral", "envelope", "mcr", "pitch_acf")
 """Frame-level audio families :func:`audio_streams` can compute (each also gets functionals)."""
 
-CLIP_FAMILIES = ("egemaps",)
-"""Clip-level audio families (no frame-level stream), computed by :func:`clip_features`."""
+CLIP_FAMILIES = ("egemaps", "compare")
+"""Clip-level audio families (no frame-level stream), computed by :func:`clip_features`;
+``compare`` (6,373 values) is opt-in."""
 
 OPT_IN_FAMILIES = ("spectral", "envelope", "mcr", "pitch_acf")
 """Families computed only when ``AudioConfig.families`` names them (OMSN-ER's time- and
@@ -643,6 +644,37 @@ def egemaps(y, sr):
     return table.to_numpy(dtype=np.float32)[0], list(table.columns)
 
 
+def compare(y, sr):
+    """The 6,373 ComParE 2016 functionals of a clip, computed by openSMILE.
+
+    The large brute-force set of the Interspeech Computational Paralinguistics Challenges:
+    65 low-level descriptors (energy, spectral, MFCC, voicing, jitter, shimmer, HNR) and their
+    deltas, each summarised by up to 54 functionals.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        Mono signal, finite floats.
+    sr : number > 0
+        Sampling rate (Hz).
+
+    Returns
+    -------
+    values : np.ndarray [shape=(6373,), dtype=float32]
+        The functionals, in openSMILE's order.
+    names : list of str
+        Their openSMILE names, e.g. ``audspec_lengthL1norm_sma_range``.
+
+    References
+    ----------
+    Schuller, B., et al. (2016). The INTERSPEECH 2016 Computational Paralinguistics Challenge:
+    Deception, Sincerity & Native Language. Proc. Interspeech, 2001-2005.
+    """
+    y = _check_signal(y, sr)
+    table = _compare_extractor().process_signal(y, sr)
+    return table.to_numpy(dtype=np.float32)[0], list(table.columns)
+
+
 def audio_streams(y, sr, config: AudioConfig) -> dict:
     """The frame-level audio families of ``config.families``, as streams on one clock.
 
@@ -746,7 +778,7 @@ def clip_features(y, sr, config: AudioConfig) -> dict:
     dict of str to (np.ndarray [shape=(d,), dtype=float32], list of str)
         family -> (values, names), e.g. ``egemaps`` -> 88 eGeMAPS v02 functionals.
     """
-    compute = {"egemaps": egemaps}
+    compute = {"egemaps": egemaps, "compare": compare}
     return {family: compute[family](y, sr) for family in CLIP_FAMILIES if family in config.families}
 
 
@@ -805,6 +837,15 @@ def _egemaps_extractor():
     """One openSMILE extractor per process: building it costs more than a clip."""
     return opensmile.Smile(
         feature_set=opensmile.FeatureSet.eGeMAPSv02,
+        feature_level=opensmile.FeatureLevel.Functionals,
+    )
+
+
+@functools.cache
+def _compare_extractor():
+    """One openSMILE ComParE 2016 extractor per process."""
+    return opensmile.Smile(
+        feature_set=opensmile.FeatureSet.ComParE_2016,
         feature_level=opensmile.FeatureLevel.Functionals,
     )
 

@@ -1,5 +1,7 @@
 """Early fusion: per-modality imputation, standardisation and optional PCA, then concatenation."""
 
+import numbers
+
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
@@ -30,6 +32,11 @@ class BlockConcat(TransformerMixin, BaseEstimator):
         Per-block PCA: None (no PCA), the number of components (capped by the block's rank
         limit ``min(n_samples, n_columns)``), or a variance fraction in (0, 1).  A dict gives
         it per block name (missing names: no PCA).
+    video_pca : None, int, float or "match"
+        PCA of the block named ``video``, overriding ``pca`` for it; ``"match"`` keeps as
+        many components as the ``audio`` block has output columns, DV-EmotionNet's
+        reduction of the video features to the audio feature count (Dommeti et al. 2024,
+        who do not name the technique; PCA is the field's default).
 
     Attributes
     ----------
@@ -41,9 +48,10 @@ class BlockConcat(TransformerMixin, BaseEstimator):
         As in scikit-learn.
     """
 
-    def __init__(self, blocks=None, pca=None):
+    def __init__(self, blocks=None, pca=None, video_pca=None):
         self.blocks = blocks
         self.pca = pca
+        self.video_pca = video_pca
 
     def fit(self, X, y=None):
         """Fit imputers, scalers and PCAs of every block on ``X`` [shape=(n_samples, n_features)]."""
@@ -85,13 +93,22 @@ class BlockConcat(TransformerMixin, BaseEstimator):
         return resolved
 
     def _block_steps(self, name, n_samples, n_columns):
-        n_components = self.pca.get(name) if isinstance(self.pca, dict) else self.pca
+        n_components = self._n_components(name)
+        if n_components == "match":
+            n_components = self._n_components("audio") or len(dict(self.block_columns_).get("audio", ()))
+            if not isinstance(n_components, numbers.Integral) or n_components < 1:
+                raise ValueError("video_pca='match' needs an audio block with a column count (or PCA count)")
         steps = [SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()]
         if n_components is not None:
             if n_components >= 1:
                 n_components = min(int(n_components), n_samples, n_columns)
             steps.append(PCA(n_components=n_components, svd_solver="full"))
         return steps
+
+    def _n_components(self, name):
+        if name == "video" and self.video_pca is not None:
+            return self.video_pca
+        return self.pca.get(name) if isinstance(self.pca, dict) else self.pca
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

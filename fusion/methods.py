@@ -2,6 +2,12 @@
 
 Every method is a scikit-learn pipeline that starts with ``BlockConcat`` (per-modality
 imputation and standardisation, optional PCA) and continues with the named steps in order.
+``mfa`` is ``MarginalFisherAnalysisCV``: its hyper-parameters are chosen inside the training
+speakers of each fold; ``zebra`` selects feature groups by the same kind of inner folds.
+Fitted on a DataFrame, the steps before the last pass DataFrames with their output names
+on, so that zebra can group columns and MFA find the modality blocks by name
+(``<block>__<input name>``); fitted on an array, every column is its own zebra group and
+MFA sees one block.
 """
 
 import inspect
@@ -11,24 +17,22 @@ from sklearn.pipeline import Pipeline
 from extract.errors import EmofuseError
 
 from .concat import BlockConcat
-from .mfa import MarginalFisherAnalysis
+from .mfa import MarginalFisherAnalysisCV
 from .zebra import ZebraFeatureSelector
 
-STEPS = {"concat": BlockConcat, "mfa": MarginalFisherAnalysis, "zebra": ZebraFeatureSelector}
-
-# Pipeline defaults that differ from the steps' own.  MFA after Yan et al.'s PCA to
-# n_samples - n_classes dimensions fits noise on a few hundred training clips: on the
-# 8-actor synthetic corpus (speaker folds, RBF SVM on the 7-D fused embedding) UA was 0.20
-# with it, 0.50 with PCA to 60 and 0.45 with 90 % of the variance.
-PIPELINE_DEFAULTS = {"mfa__pca": 60}
+STEPS = {"concat": BlockConcat, "mfa": MarginalFisherAnalysisCV, "zebra": ZebraFeatureSelector}
 
 
 class SpeakerPipeline(Pipeline):
     """A ``Pipeline`` whose ``fit`` takes the speakers and passes them, as ``groups``, to the
-    steps whose ``fit`` accepts them (the zebra selector's inner speaker-grouped CV)."""
+    steps whose ``fit`` accepts them (the inner speaker-grouped CV of zebra and of MFA), and
+    that keeps the column names of a DataFrame between steps."""
 
     def fit(self, X, y=None, groups=None):
-        """Fit all steps on ``X`` [shape=(n_samples, n_features)], ``y`` and ``groups``."""
+        """Fit all steps on ``X`` [shape=(n_samples, n_features)], an array or a DataFrame,
+        ``y`` and ``groups``."""
+        for _, step in self.steps[:-1]:
+            step.set_output(transform="pandas" if hasattr(X, "columns") else "default")
         routed = {
             f"{name}__groups": groups
             for name, step in self.steps
@@ -94,7 +98,6 @@ def build_pipeline(method: str, blocks, *, seed: int = 0, **params) -> SpeakerPi
     pipeline = SpeakerPipeline(steps)
     routed = {f"{name}__random_state": seed for name, step in steps if "random_state" in step.get_params()}
     routed["concat__blocks"] = blocks
-    routed |= {key: value for key, value in PIPELINE_DEFAULTS.items() if key.split("__")[0] in dict(steps)}
     for key, value in params.items():
         if "__" not in key:
             owners = [name for name, step in steps if key in step.get_params()]

@@ -1,47 +1,108 @@
 """Wrapper feature selection with the Zebra Optimisation Algorithm (ZOA).
 
-Each zebra is a position in [0, 1]^D; a transfer function turns it into a feature mask, and
-its fitness is the speaker-grouped cross-validated error of a nearest-centroid classifier on
-the selected features plus a small penalty on their number.
+Each zebra is a position in [0, 1]^D over D feature groups (all functionals of one
+frame-level column, say); a transfer function turns it into a mask of groups, and its
+fitness is the downstream classifier's balanced error under speaker-grouped cross-validation
+on the training speakers, plus a small penalty on the share of groups kept.
 """
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.feature_selection import SelectorMixin, f_classif
-from sklearn.model_selection import GroupKFold, StratifiedKFold
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
+from tqdm.auto import tqdm
+
+from .tuning import cross_validated_accuracy, inner_folds, resolve_classifier
+
+GROUP_RULES = ("column", "statistic", "single")
+
+
+def feature_groups(names, rule="column"):
+    """Partition feature names into the groups the zebra search selects whole.
+
+    Names are read as ``[<block>__]<column>_<statistic>``, as emofuse's functionals
+    (``mfcc_3_delta_mean``) and openSMILE's (``F0semitoneFrom27.5Hz_sma3nz_amean``) are
+    written: the statistic is the last ``_``-separated token.
+
+    Parameters
+    ----------
+    names : sequence of str [length=n_features]
+    rule : {"column", "statistic", "single"} or sequence of (str, sequence of int or str)
+        ``"column"``: every statistic of one frame-level column (``mfcc_3_delta_*``);
+        ``"statistic"``: one statistic across a family (``mfcc_*_mean``, the family being the
+        first token); ``"single"``: one column per group.  A name without ``_`` (``x0``, the
+        names of an unlabelled array) is a group of its own.  Or the groups themselves, as
+        (name, column indices or feature names).
+
+    Returns
+    -------
+    groups : list of (str, np.ndarray [dtype=int])
+        Group name and column indices, groups in order of their first column.
+
+    Raises
+    ------
+    ValueError
+        Unknown rule, or explicit groups naming unknown features or columns out of range.
+    """
+    names = [str(n) for n in names]
+    if not isinstance(rule, str):
+        position = {name: j for j, name in enumerate(names)}
+        groups = []
+        for group, members in rule:
+            try:
+                columns = [position[m] if isinstance(m, str) else int(m) for m in members]
+            except KeyError as err:
+                raise ValueError(f"feature group {group!r} names an unknown feature {err.args[0]!r}") from None
+            if not columns or min(columns) < 0 or max(columns) >= len(names):
+                raise ValueError(f"feature group {group!r} is empty or has columns outside [0, {len(names)})")
+            groups.append((str(group), np.asarray(columns, dtype=int)))
+        return groups
+    if rule not in GROUP_RULES:
+        raise ValueError(f"feature_groups must be one of {GROUP_RULES} or a list of groups, got {rule!r}")
+    keys = {}
+    for j, name in enumerate(names):
+        block, sep, base = name.rpartition("__")
+        if rule == "single" or "_" not in base:
+            key = name
+        elif rule == "column":
+            key = block + sep + base.rsplit("_", 1)[0]
+        else:
+            key = f"{block}{sep}{base.split('_', 1)[0]}_*_{base.rsplit('_', 1)[1]}"
+        keys.setdefault(key, []).append(j)
+    return [(key, np.asarray(columns, dtype=int)) for key, columns in keys.items()]
 
 
 class ZebraFeatureSelector(SelectorMixin, BaseEstimator):
-    """Select features with the Zebra Optimisation Algorithm (binary ZOA, wrapper fitness).
+    """Select feature groups with the Zebra Optimisation Algorithm (binary ZOA, wrapper fitness).
 
     ``fit`` runs, on the training data only:
 
-    0. Optional pre-filter: keep the ``max_candidates`` features of highest ANOVA F score
-       (``sklearn.feature_selection.f_classif``) as the search space, so that the search
-       stays fast and small on ~1000 features.  Features outside it are never selected.
+    0. Search space: the feature groups (``feature_groups``), optionally cut by a univariate
+       pre-filter to the ``max_candidates`` groups of highest mean ANOVA F score of their
+       columns (``sklearn.feature_selection.f_classif``).  Groups outside it are never
+       selected.
     1. Initial population of ``n_zebras`` positions uniform in [0, 1]^D; with
        ``opposition=True`` (improvement: opposition-based start, Tizhoosh 2005) their
        opposites ``1 - x`` (the complementary masks) are evaluated too and the best
        ``n_zebras`` of both kept.
-    2. For ``n_iter`` iterations, the two ZOA phases, each applied to the whole population
-       at once (the pioneer is fixed during a phase) with greedy acceptance:
+    2. Iterations of the two ZOA phases, each applied to the whole population at once (the
+       pioneer is fixed during a phase) with greedy acceptance:
        foraging, ``x' = x + r * (PZ - I x)``, toward the pioneer zebra PZ (the best);
-       defence, with probability 1/2 each, escaping a lion,
-       ``x' = x + R (2r - 1)(1 - t/T) x`` with R = 0.01, or closing ranks,
-       ``x' = x + r * (AZ - I x)`` toward a randomly chosen zebra AZ;
-       r ~ U(0, 1)^D, I drawn from {1, 2}.  Positions are clipped to [0, 1].  With I = 2
-       a move shrinks positions toward 0, i.e. toward fewer features.
-    3. Transfer to binary: ``"step"``, feature j is selected when ``x_j > 0.5``;
-       ``"sigmoid"`` (S-shaped, stochastic), with probability
-       ``1 / (1 + exp(-10 (x_j - 0.5)))``.  An empty mask gets the feature of highest
-       position.
+       defence, either escaping a lion, ``x' = x + R (2r - 1)(1 - t/T) x`` with R = 0.01, or
+       closing ranks, ``x' = x + r (AZ - I x)``, toward a random zebra AZ (probability 1/2
+       each); r uniform in [0, 1], I in {1, 2}.  Positions are clipped to [0, 1].  Each
+       phase costs ``n_zebras`` fitness evaluations, so the number of iterations T is what
+       ``budget`` evaluations allow after the initial population.
+    3. Transfer: ``step`` keeps group j when x_j > 0.5; ``sigmoid`` keeps it with
+       probability ``1 / (1 + exp(-10 (x_j - 0.5)))``.  An empty mask keeps its largest
+       coordinate.
     4. Fitness ``(1 - alpha) * error + alpha * n_selected / D`` with ``error`` one minus the
-       balanced accuracy (mean per-class recall) of a nearest-centroid classifier on the
-       standardised selected features, pooled over an inner cross-validation:
-       ``GroupKFold`` over ``groups`` (the training speakers) when given, else stratified.
+       balanced accuracy (mean per-class recall) of ``classifier`` on the columns of the
+       selected groups, predictions pooled over an inner cross-validation: ``GroupKFold``
+       over ``groups`` (the training speakers) when given, else stratified.  A mask seen
+       before is not evaluated again.
 
     The best mask ever seen is kept (greedy acceptance makes the pioneer's fitness
     non-increasing).  Deterministic for an integer ``random_state``.  The pre-filter saw
@@ -50,32 +111,56 @@ class ZebraFeatureSelector(SelectorMixin, BaseEstimator):
 
     Parameters
     ----------
+    feature_groups : {"column", "statistic", "single"} or list of (str, list)
+        The groups selected whole, by a naming rule or explicitly (see ``feature_groups``).
+        Names come from ``feature_names_in_`` (fit on a DataFrame); an unlabelled array's
+        columns (``x0``, ``x1``...) are single-column groups.
+    classifier : str or scikit-learn classifier
+        Classifier of the fitness: a name registered in ``classify.classifiers``
+        (``"logreg"``, ``"svm"``...) or an estimator, cloned for every fit.  The field
+        selects for the classifier that follows, hence logistic regression by default.
+    budget : int
+        Fitness evaluations the search may ask for (initial population included); repeats
+        of a mask are free, so at most this many classifier cross-validations run.  The
+        default, 100 with 10 zebras and opposition, allows 4 iterations: about 300
+        logistic-regression fits, some minutes per training set of ~700 clips on one core.
     n_zebras : int
         Population size N.
-    n_iter : int
-        Iterations T.
     alpha : float
-        Weight of the number-of-features penalty, in [0, 1).
+        Weight of the number-of-groups penalty, in [0, 1).
     n_splits : int
         Inner cross-validation folds (capped by the number of groups or class sizes).
     max_candidates : int or None
-        Size of the univariate pre-filter (step 0); None searches all features.
+        Size of the univariate pre-filter (step 0), in groups; None searches all groups.
     opposition : bool
         Opposition-based initial population (step 1).
     transfer : {"step", "sigmoid"}
         Transfer function from positions to masks (step 3).
+    progress : bool or None
+        A tqdm progress bar over iterations; None shows it on a terminal only.
     random_state : int, RandomState or None
 
     Attributes
     ----------
     support_ : np.ndarray [shape=(n_features,), dtype=bool]
         The selected features.
+    feature_groups_ : list of (str, np.ndarray)
+        Every group, with its column indices.
     candidates_ : np.ndarray [shape=(n_candidates,), dtype=int]
-        Indices of the features the search ran over (the pre-filter's choice).
-    fitness_history_ : np.ndarray [shape=(n_iter + 1,)]
+        Indices in ``feature_groups_`` of the groups the search ran over.
+    selected_groups_ : list of str
+        Names of the selected groups.
+    n_iter_ : int
+        Iterations T the budget allowed.
+    n_evaluations_ : int
+        Distinct masks whose fitness was computed (cross-validations run).
+    fitness_history_ : np.ndarray [shape=(n_iter_ + 1,)]
         Best fitness after initialisation and after each iteration (non-increasing).
-    cv_error_ : float
-        Inner cross-validated balanced error of the selected features.
+    cv_score_ : float
+        Inner cross-validated balanced accuracy of the selected groups.
+    reference_scores_ : dict
+        Inner balanced accuracy, same classifier and folds, of ``"all"`` candidate groups
+        and of ``"random"`` groups as many as selected.
     classes_ : np.ndarray
         Class labels seen in ``fit``.
 
@@ -90,27 +175,34 @@ class ZebraFeatureSelector(SelectorMixin, BaseEstimator):
 
     def __init__(
         self,
-        n_zebras=20,
-        n_iter=30,
+        feature_groups="column",
+        classifier="logreg",
+        budget=100,
+        n_zebras=10,
         alpha=0.01,
-        n_splits=4,
-        max_candidates=200,
+        n_splits=3,
+        max_candidates=60,
         opposition=True,
         transfer="step",
+        progress=None,
         random_state=None,
     ):
+        self.feature_groups = feature_groups
+        self.classifier = classifier
+        self.budget = budget
         self.n_zebras = n_zebras
-        self.n_iter = n_iter
         self.alpha = alpha
         self.n_splits = n_splits
         self.max_candidates = max_candidates
         self.opposition = opposition
         self.transfer = transfer
+        self.progress = progress
         self.random_state = random_state
 
     def fit(self, X, y, groups=None):
-        """Search a feature mask on ``X`` [shape=(n_samples, n_features)], labels ``y`` and
-        optional ``groups`` [shape=(n_samples,)] (speakers) for the inner cross-validation."""
+        """Search a mask of feature groups on ``X`` [shape=(n_samples, n_features)], labels
+        ``y`` and optional ``groups`` [shape=(n_samples,)] (speakers) for the inner
+        cross-validation."""
         X, y = validate_data(self, X, y, dtype=np.float64)
         check_classification_targets(y)
         self.classes_, y = np.unique(y, return_inverse=True)
@@ -120,16 +212,35 @@ class ZebraFeatureSelector(SelectorMixin, BaseEstimator):
             raise ValueError(f"alpha must be in [0, 1), got {self.alpha}")
         if self.transfer not in _TRANSFERS:
             raise ValueError(f"transfer must be one of {sorted(_TRANSFERS)}, got {self.transfer!r}")
+        initial = self.n_zebras * (2 if self.opposition else 1)
+        if self.n_zebras < 1 or self.budget < initial:
+            raise ValueError(
+                f"budget={self.budget} evaluations does not cover the initial population of "
+                f"{initial} (n_zebras={self.n_zebras}{', with opposites' if self.opposition else ''})"
+            )
         rng = check_random_state(self.random_state)
-        # 0. Univariate pre-filter of the search space.
+        names = getattr(self, "feature_names_in_", [f"x{j}" for j in range(X.shape[1])])
+        self.feature_groups_ = feature_groups(names, self.feature_groups)
+        # 0. Search space: the groups, optionally pre-filtered.
         self.candidates_ = self._prefilter(X, y)
-        fitness = _CentroidFitness(X[:, self.candidates_], y, groups, self.n_splits, self.alpha, rng)
+        units = [self.feature_groups_[g][1] for g in self.candidates_]
+        classifier = resolve_classifier(self.classifier, self.random_state)
+        folds = inner_folds(y, groups, self.n_splits, rng)
+        fitness = _WrapperFitness(X, y, units, classifier, folds, self.alpha)
         # 1-4. Binary ZOA.
-        best_mask, history = self._search(fitness, len(self.candidates_), rng)
-        self.support_ = np.zeros(X.shape[1], dtype=bool)
-        self.support_[self.candidates_[best_mask]] = True
+        self.n_iter_ = (self.budget - initial) // (2 * self.n_zebras)
+        best_mask, history = self._search(fitness, len(units), rng)
+        self.support_ = fitness.columns(best_mask)
+        self.selected_groups_ = [self.feature_groups_[g][0] for g in self.candidates_[best_mask]]
         self.fitness_history_ = history
-        self.cv_error_ = float(fitness.errors(best_mask[None])[0])
+        self.n_evaluations_ = fitness.n_evaluations
+        self.cv_score_ = 1.0 - float(fitness.errors(best_mask[None])[0])
+        random_mask = np.zeros(len(units), dtype=bool)
+        random_mask[rng.choice(len(units), best_mask.sum(), replace=False)] = True
+        self.reference_scores_ = {
+            name: 1.0 - float(fitness.errors(mask[None])[0])
+            for name, mask in (("all", np.ones(len(units), dtype=bool)), ("random", random_mask))
+        }
         return self
 
     def _get_support_mask(self):
@@ -137,11 +248,13 @@ class ZebraFeatureSelector(SelectorMixin, BaseEstimator):
         return self.support_
 
     def _prefilter(self, X, y):
-        if self.max_candidates is None or self.max_candidates >= X.shape[1]:
-            return np.arange(X.shape[1])
+        n_groups = len(self.feature_groups_)
+        if self.max_candidates is None or self.max_candidates >= n_groups:
+            return np.arange(n_groups)
         with np.errstate(divide="ignore", invalid="ignore"):
             scores = np.nan_to_num(f_classif(X, y)[0], nan=0.0, posinf=np.finfo(float).max)
-        return np.sort(np.argsort(-scores, kind="stable")[: self.max_candidates])
+        group_scores = np.array([scores[columns].mean() for _, columns in self.feature_groups_])
+        return np.sort(np.argsort(-group_scores, kind="stable")[: self.max_candidates])
 
     def _search(self, fitness, n_dims, rng):
         n, transfer = self.n_zebras, _TRANSFERS[self.transfer]
@@ -157,7 +270,9 @@ class ZebraFeatureSelector(SelectorMixin, BaseEstimator):
             masks = np.concatenate([masks, opposite_masks])[keep]
             scores = pooled[keep]
         history = [scores.min()]
-        for t in range(1, self.n_iter + 1):
+        iterations = tqdm(range(1, self.n_iter_ + 1), desc="zebra", unit="iteration", leave=False,
+                          disable=None if self.progress is None else not self.progress)
+        for t in iterations:
             # Phase 1, foraging: move toward the pioneer zebra.
             pioneer = positions[scores.argmin()]
             step = rng.random_sample((n, n_dims)) * (pioneer - rng.randint(1, 3, (n, 1)) * positions)
@@ -165,12 +280,13 @@ class ZebraFeatureSelector(SelectorMixin, BaseEstimator):
             # Phase 2, defence: escape a lion (small shrinking move) or close ranks toward an
             # attacked zebra.
             r = rng.random_sample((n, n_dims))
-            escape = 0.01 * (2 * r - 1) * (1 - t / self.n_iter) * positions
+            escape = 0.01 * (2 * r - 1) * (1 - t / self.n_iter_) * positions
             attacked = positions[rng.randint(0, n, n)]
             close_ranks = r * (attacked - rng.randint(1, 3, (n, 1)) * positions)
             step = np.where(rng.random_sample((n, 1)) < 0.5, escape, close_ranks)
             positions, masks, scores = _accept(positions, masks, scores, positions + step, fitness, transfer, rng)
             history.append(scores.min())
+            iterations.set_postfix(fitness=f"{history[-1]:.4f}", evaluations=fitness.n_evaluations)
         return masks[scores.argmin()], np.asarray(history)
 
 
@@ -206,47 +322,52 @@ def _accept(positions, masks, scores, candidates, fitness, transfer, rng):
     )
 
 
-class _CentroidFitness:
-    """Wrapper fitness of many masks at once: cross-validated nearest-centroid error.
+class _WrapperFitness:
+    """Fitness of masks over groups of columns: the classifier's cross-validated balanced
+    error on the selected columns, plus the size penalty; each distinct mask is evaluated once.
 
-    Everything that does not depend on the mask is computed once: for every sample, the
-    squared standardised difference to each class centroid of the inner fold that tests
-    it, Q [shape=(n, k, D)].  A mask m then gives the distances ``Q @ m`` in one product.
+    Parameters
+    ----------
+    X : np.ndarray [shape=(n, d)]
+    y : np.ndarray [shape=(n,)]
+        Class indices.
+    units : list of np.ndarray
+        Column indices of each group the masks select.
+    classifier : scikit-learn classifier
+        Cloned for every fit.
+    folds : list of (np.ndarray, np.ndarray)
+        Inner folds.
+    alpha : float
+        Weight of the size penalty.
     """
 
-    def __init__(self, X, y, groups, n_splits, alpha, rng):
-        n, n_dims = X.shape
-        n_classes = y.max() + 1
-        self.y, self.alpha, self.n_dims = y, alpha, n_dims
-        self.class_weights = np.eye(n_classes)[y].T / np.bincount(y)[:, None]  # (k, n) mean per class
-        self.Q = np.empty((n, n_classes, n_dims), dtype=np.float32)
-        self.absent = np.zeros((n, n_classes))  # +inf where the inner training lacks a class
-        for train, test in _inner_folds(y, groups, n_splits, rng):
-            std = X[train].std(axis=0)
-            std[std < 1e-12] = 1.0
-            counts = np.bincount(y[train], minlength=n_classes)
-            centroids = np.zeros((n_classes, n_dims))
-            np.add.at(centroids, y[train], X[train])
-            centroids /= np.maximum(counts, 1)[:, None]
-            self.Q[test] = ((X[test, None, :] - centroids[None]) / std) ** 2
-            self.absent[np.ix_(test, counts == 0)] = np.inf
+    def __init__(self, X, y, units, classifier, folds, alpha):
+        self.X, self.y, self.units, self.classifier, self.folds, self.alpha = X, y, units, classifier, folds, alpha
+        self.cache = {}
+
+    @property
+    def n_evaluations(self):
+        """Distinct masks evaluated so far."""
+        return len(self.cache)
+
+    def columns(self, mask):
+        """Boolean column mask [shape=(d,)] of a group mask [shape=(n_units,)]."""
+        support = np.zeros(self.X.shape[1], dtype=bool)
+        for unit in np.flatnonzero(mask):
+            support[self.units[unit]] = True
+        return support
 
     def errors(self, masks):
-        """Balanced cross-validated error of each mask [shape=(n_masks, D)] -> (n_masks,)."""
-        n, k, d = self.Q.shape
-        distances = (self.Q.reshape(n * k, d) @ masks.T.astype(np.float32)).reshape(n, k, -1)
-        predicted = (distances + self.absent[:, :, None]).argmin(axis=1)
-        recall = self.class_weights @ (predicted == self.y[:, None])
-        return 1.0 - recall.mean(axis=0)
+        """Balanced cross-validated error of each mask [shape=(n_masks, n_units)] -> (n_masks,)."""
+        return np.array([self._error(mask) for mask in masks])
+
+    def _error(self, mask):
+        key = np.packbits(mask).tobytes()
+        if key not in self.cache:
+            X = self.X[:, self.columns(mask)]
+            self.cache[key] = 1.0 - cross_validated_accuracy(self.classifier, X, self.y, self.folds)
+        return self.cache[key]
 
     def __call__(self, masks):
         """Fitness ``(1 - alpha) error + alpha |m| / D`` of each mask."""
-        return (1 - self.alpha) * self.errors(masks) + self.alpha * masks.sum(axis=1) / self.n_dims
-
-
-def _inner_folds(y, groups, n_splits, rng):
-    if groups is not None and len(np.unique(groups)) >= 2:
-        return GroupKFold(n_splits=min(n_splits, len(np.unique(groups)))).split(y, y, groups)
-    n_splits = max(2, min(n_splits, np.bincount(y).min()))
-    seed = rng.randint(np.iinfo(np.int32).max)
-    return StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(y, y)
+        return (1 - self.alpha) * self.errors(masks) + self.alpha * masks.sum(axis=1) / len(self.units)

@@ -84,3 +84,14 @@ def test_speaker_zscore_reference_rows_give_the_statistics():
     np.testing.assert_allclose(Z[:, 0], [-1.0, 1.0, 98.0, -1.0, 1.0])
     with pytest.raises(EmofuseError, match=r"must have shape \(5,\)"):
         speaker_zscore(X, speakers[:4])
+
+
+def test_video_pca_match_reduces_video_to_the_audio_column_count():
+    rng = np.random.default_rng(5)
+    X = np.hstack([rng.normal(size=(50, 6)), rng.normal(size=(50, 40))])
+    fused = BlockConcat(blocks=[("audio", 6), ("video", 40)], video_pca="match").fit(X)
+    assert fused.transform(X).shape == (50, 12)
+    assert list(fused.get_feature_names_out())[6:8] == ["video__pca0", "video__pca1"]
+    audio_reduced = BlockConcat(blocks=[("audio", 6), ("video", 40)], pca={"audio": 3}, video_pca="match").fit(X)
+    assert audio_reduced.transform(X).shape == (50, 6)
+    assert BlockConcat(blocks=[("audio", 6), ("video", 40)], pca=2, video_pca=5).fit(X).transform(X).shape == (50, 7)

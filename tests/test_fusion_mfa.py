@@ -1,17 +1,23 @@
 """Marginal Fisher Analysis against a direct evaluation of its graphs and objective."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.decomposition import PCA
+from sklearn.metrics import balanced_accuracy_score
+from sklearn.model_selection import GroupKFold
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from fusion.mfa import MarginalFisherAnalysis, intrinsic_graph, penalty_graph
+from fusion.mfa import MarginalFisherAnalysis, MarginalFisherAnalysisCV, intrinsic_graph, penalty_graph
 
 
-@parametrize_with_checks([MarginalFisherAnalysis(), MarginalFisherAnalysis(n_components=1, k2=10, pca=0.95)])
+@parametrize_with_checks([
+    MarginalFisherAnalysis(), MarginalFisherAnalysis(n_components=1, k2=10, pca=0.95, append=True),
+    MarginalFisherAnalysisCV(param_grid={"pca": [2, 3]}, classifier=KNeighborsClassifier(1), n_splits=2),
+])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 
@@ -115,3 +121,66 @@ def test_pca_dimension_and_errors():
     assert list(MarginalFisherAnalysis().fit(X, y).get_feature_names_out()) == ["mfa0", "mfa1"]
     with pytest.raises(ValueError, match="at least 2 classes"):
         MarginalFisherAnalysis().fit(X, np.zeros(30))
+    with pytest.raises(ValueError, match="append must be True or False, got 'False'"):
+        MarginalFisherAnalysis(append="False").fit(X, y)
+
+
+def test_per_block_solves_one_mfa_per_named_block_and_append_keeps_the_input(small_data):
+    X, y = small_data
+    frame = pd.DataFrame(np.hstack([X, X[:, ::-1]]), columns=[f"audio__a{i}" for i in range(5)]
+                         + [f"video__v{i}" for i in range(5)])
+    per_block = MarginalFisherAnalysis(n_components=2, k1=4, k2=15, per_block=True).fit(frame, y)
+    assert per_block.components_.shape == (4, 10)
+    assert not per_block.components_[:2, 5:].any() and not per_block.components_[2:, :5].any()
+    alone = MarginalFisherAnalysis(n_components=2, k1=4, k2=15).fit(X, y)
+    np.testing.assert_allclose(per_block.components_[:2, :5], alone.components_, atol=1e-8)
+    appended = MarginalFisherAnalysis(n_components=2, k1=4, k2=15, append=True).fit(X, y)
+    out = appended.transform(X)
+    np.testing.assert_array_equal(out[:, :5], X)
+    np.testing.assert_allclose(out[:, 5:], alone.transform(X))
+    assert list(appended.get_feature_names_out()) == ["x0", "x1", "x2", "x3", "x4", "mfa0", "mfa1"]
+
+
+def speakers_with_one_useful_subspace(seed=0, n_speakers=8, per_speaker=30):
+    """Classes differ along 3 of 30 dimensions; speakers shift everything."""
+    rng = np.random.default_rng(seed)
+    speakers = np.repeat(np.arange(n_speakers), per_speaker)
+    y = np.tile(np.arange(3), len(speakers) // 3)
+    X = rng.normal(size=(len(y), 30)) + rng.normal(0, 0.5, (n_speakers, 30))[speakers]
+    X[:, :3] += 1.5 * rng.normal(size=(3, 3))[y]
+    return X, y, speakers
+
+
+def test_cv_chooses_inside_the_training_speakers_and_refits_the_best():
+    X, y, speakers = speakers_with_one_useful_subspace()
+    grid = {"pca": [2, 10], "k1": [3]}
+    search = MarginalFisherAnalysisCV(param_grid=grid, classifier=make_pipeline(StandardScaler(), KNeighborsClassifier(5)),
+                                      n_splits=4).fit(X, y, groups=speakers)
+    scores = [r["score"] for r in search.search_results_]
+    defaults = MarginalFisherAnalysis().get_params()
+    assert [r["params"] for r in search.search_results_] == [defaults | {"k1": 3, "pca": 2}, defaults | {"k1": 3, "pca": 10}]
+    assert search.best_score_ == max(scores) and search.best_params_ == search.search_results_[int(np.argmax(scores))]["params"]
+    # the reported inner score is the speaker-grouped CV of MFA -> classifier, recomputed here
+    folds = list(GroupKFold(4).split(X, y, speakers))
+    model = make_pipeline(MarginalFisherAnalysis(**search.best_params_), StandardScaler(), KNeighborsClassifier(5))
+    predicted = np.empty_like(y)
+    for train, test in folds:
+        predicted[test] = model.fit(X[train], y[train]).predict(X[test])
+    assert np.isclose(balanced_accuracy_score(y, predicted), search.best_score_)
+    refit = MarginalFisherAnalysis(**search.best_params_).fit(X, y)
+    np.testing.assert_allclose(search.transform(X), refit.transform(X))
+    # a fixed value applies to every candidate; the default grid gives 13 settings on one block
+    fixed = MarginalFisherAnalysisCV(k1=2, param_grid=grid).fit(X, y, groups=speakers)
+    assert [r["params"]["k1"] for r in fixed.search_results_] == [2, 2]
+    assert len(MarginalFisherAnalysisCV()._candidates(n_blocks=1)) == 13
+    assert len(MarginalFisherAnalysisCV()._candidates(n_blocks=2)) == 14
+    with pytest.raises(ValueError, match="not parameters of MarginalFisherAnalysis"):
+        MarginalFisherAnalysisCV(param_grid={"alpha": [1]}).fit(X, y)
+
+
+def test_cv_default_classifier_is_logistic_regression_by_name():
+    X, y, speakers = speakers_with_one_useful_subspace(n_speakers=4)
+    search = MarginalFisherAnalysisCV(param_grid={"pca": [5], "append": [False, True]}).fit(X, y, groups=speakers)
+    assert search.classifier == "logreg" and len(search.search_results_) == 2
+    assert search.best_score_ > 0.6  # three classes: chance 1/3
+    assert search.transform(X).shape == (len(X), 32 if search.best_params_["append"] else 2)
