@@ -5,7 +5,7 @@ and feature groups chosen there, by inner speaker-grouped folds) and scored by t
 classifier on the held-out speaker::
 
     python -m fusion.benchmark --store cache/ravdess/features.h5 --jobs 2 --out bench.json \\
-        --pipelines concat,egemaps,compare,mfa,zebra --zebra-budget 100
+        --pipelines concat,egemaps,compare,mfa,zebra --zebra-budget 40 --zebra-zebras 5
 
 Pipelines (the classifier follows each): ``concat`` (every family but ``compare``:
 imputation and standardisation), ``egemaps`` and ``compare`` (that family alone), ``mfa``
@@ -116,15 +116,16 @@ def main(argv=None):
     parser.add_argument("--pipelines", default=",".join(PIPELINES))
     parser.add_argument("--classifier", default="logreg")
     parser.add_argument("--zebra-budget", type=int, default=100)
+    parser.add_argument("--zebra-zebras", type=int, default=10)
     parser.add_argument("--zebra-groups", default="column")
-    parser.add_argument("--zebra-candidates", type=int, default=60)
+    parser.add_argument("--zebra-candidates", type=int, default=0, help="ANOVA pre-filter size; 0: none")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    zebra_params = {"budget": args.zebra_budget, "feature_groups": args.zebra_groups,
-                    "max_candidates": args.zebra_candidates}
+    zebra_params = {"budget": args.zebra_budget, "n_zebras": args.zebra_zebras, "feature_groups": args.zebra_groups,
+                    "max_candidates": args.zebra_candidates or None}
     with FeatureStore.open(args.store) as store:
         clips = store.clips
         inputs = {p: pipeline_inputs(store, p) for p in args.pipelines.split(",")}
