@@ -72,9 +72,10 @@ class Candidate:
         """What its fusion fit depends on: (modality, method, params, speaker_norm, seed)."""
         return self.modality, self.method, self.params, self.speaker_norm, self.seed
 
-    def fusion(self, blocks):
-        """A fresh, unfitted fusion pipeline of this candidate for input ``blocks``."""
-        return build_pipeline(self.method, blocks, seed=self.seed, **dict(self.params))
+    def fusion(self, blocks, input_names=None):
+        """A fresh, unfitted fusion pipeline of this candidate for input ``blocks`` (columns
+        named ``input_names``)."""
+        return build_pipeline(self.method, blocks, input_names=input_names, seed=self.seed, **dict(self.params))
 
 
 def freeze_params(params: dict) -> tuple:

@@ -195,9 +195,10 @@ KIRAR_BILSTM_SA = Recipe(
         "states no input, sizes or training.",
         "Video: HOG of the clip's mean face crop (hog_summary, 1764 values). The paper uses ResNet-50 features of "
         "that summary image; no pretrained weights can be downloaded here, so HOG stands in.",
-        "Fusion: per-block standardisation, concatenation, zebra feature selection (binary ZOA, 20 zebras, 30 "
-        "iterations, nearest-centroid fitness under speaker-grouped inner CV, ANOVA pre-filter to 200); the paper "
-        "states none of these, nor how its 'improved' ZOA differs.",
+        "Fusion: per-block standardisation, concatenation, zebra feature selection (binary ZOA over single columns, "
+        "budget of 100 fitness evaluations with 10 zebras and their opposites, fitness = logistic regression's "
+        "balanced accuracy under speaker-grouped inner CV plus a size penalty); the paper states none of these, "
+        "nor how its 'improved' ZOA differs.",
         "Classifiers on the selected features: the standardised selected vector is cut into steps of 4 consecutive "
         "features (audio features first), a sequence the BiLSTM reads (the paper does not say how the vector "
         "becomes a sequence); BiLSTM (32 units per direction) with 4-head self-attention, residual and layer norm, "

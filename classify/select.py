@@ -100,11 +100,11 @@ def _fit_fusion(corpus, key, train, test):
     Returns (pipeline, Z_train, Z_scored, scored mask).
     """
     modality, method, params, speaker_norm, seed = key
-    X, _, blocks = corpus.inputs[modality]
+    X, names, blocks = corpus.inputs[modality]
     present = corpus.present(modality)
     train, test = train & present, test & present
     Xa, scored = adapt(X, corpus.ids, corpus.speakers, train, test, speaker_norm, seed=seed)
-    pipeline = build_pipeline(method, blocks, seed=seed, **dict(params))
+    pipeline = build_pipeline(method, blocks, input_names=names, seed=seed, **dict(params))
     pipeline.fit(Xa[train], corpus.labels[train], groups=corpus.speakers[train])
     Z_scored = pipeline.transform(Xa[scored]) if scored.any() else None
     return pipeline, pipeline.transform(Xa[train]), Z_scored, scored
@@ -244,7 +244,7 @@ def fit_model(corpus, candidate) -> FittedModel:
     X, names, blocks = corpus.inputs[candidate.modality]
     rows = corpus.present(candidate.modality)
     Xa, _ = adapt(X, corpus.ids, corpus.speakers, rows, np.zeros_like(rows), candidate.speaker_norm)
-    fusion = candidate.fusion(blocks)
+    fusion = candidate.fusion(blocks, names)
     fusion.fit(Xa[rows], corpus.labels[rows], groups=corpus.speakers[rows])
     estimator = fit_classifier(candidate.classifier, np.asarray(fusion.transform(Xa[rows]), np.float32),
                                corpus.labels[rows], corpus.speakers[rows], probabilities=True)

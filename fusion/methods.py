@@ -12,6 +12,7 @@ MFA sees one block.
 
 import inspect
 
+import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from extract.errors import EmofuseError
@@ -26,11 +27,26 @@ STEPS = {"concat": BlockConcat, "mfa": MarginalFisherAnalysisCV, "zebra": ZebraF
 class SpeakerPipeline(Pipeline):
     """A ``Pipeline`` whose ``fit`` takes the speakers and passes them, as ``groups``, to the
     steps whose ``fit`` accepts them (the inner speaker-grouped CV of zebra and of MFA), and
-    that keeps the column names of a DataFrame between steps."""
+    that keeps the column names of a DataFrame between steps.
+
+    ``input_names`` (list of str, optional) names the columns of an array ``X``, which is then
+    read as a DataFrame with those columns, so callers can pass plain arrays.
+    """
+
+    def __init__(self, steps, *, input_names=None, transform_input=None, memory=None, verbose=False):
+        super().__init__(steps, transform_input=transform_input, memory=memory, verbose=verbose)
+        self.input_names = input_names
+
+    def _framed(self, X):
+        """``X`` as a DataFrame with ``input_names`` when it is an array and names are known."""
+        if self.input_names is None or hasattr(X, "columns"):
+            return X
+        return pd.DataFrame(X, columns=list(self.input_names))
 
     def fit(self, X, y=None, groups=None):
         """Fit all steps on ``X`` [shape=(n_samples, n_features)], an array or a DataFrame,
         ``y`` and ``groups``."""
+        X = self._framed(X)
         for _, step in self.steps[:-1]:
             step.set_output(transform="pandas" if hasattr(X, "columns") else "default")
         routed = {
@@ -43,6 +59,10 @@ class SpeakerPipeline(Pipeline):
     def fit_transform(self, X, y=None, groups=None):
         """``fit(X, y, groups).transform(X)``."""
         return self.fit(X, y, groups).transform(X)
+
+    def transform(self, X, **params):
+        """Apply every step to ``X`` (an array is named by ``input_names``)."""
+        return super().transform(self._framed(X), **params)
 
 
 def parse_method(method: str) -> list:
@@ -74,7 +94,7 @@ def parse_method(method: str) -> list:
     return ["concat", *parts]
 
 
-def build_pipeline(method: str, blocks, *, seed: int = 0, **params) -> SpeakerPipeline:
+def build_pipeline(method: str, blocks, *, input_names=None, seed: int = 0, **params) -> SpeakerPipeline:
     """An unfitted pipeline for ``method``.
 
     Parameters
@@ -83,6 +103,10 @@ def build_pipeline(method: str, blocks, *, seed: int = 0, **params) -> SpeakerPi
         See ``parse_method``.
     blocks : list of (str, int)
         Modality blocks of the input columns, for ``BlockConcat``.
+    input_names : list of str, optional
+        Names of the input columns (the store's), so that zebra groups the columns of one
+        frame-level column and MFA finds the modality blocks; without them every column is
+        its own zebra group and MFA sees one block.
     seed : int
         ``random_state`` of every step that has one.
     **params
@@ -95,7 +119,7 @@ def build_pipeline(method: str, blocks, *, seed: int = 0, **params) -> SpeakerPi
         Unknown method, or a parameter no step (or more than one) has.
     """
     steps = [(name, STEPS[name]()) for name in parse_method(method)]
-    pipeline = SpeakerPipeline(steps)
+    pipeline = SpeakerPipeline(steps, input_names=None if input_names is None else list(input_names))
     routed = {f"{name}__random_state": seed for name, step in steps if "random_state" in step.get_params()}
     routed["concat__blocks"] = blocks
     for key, value in params.items():

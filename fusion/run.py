@@ -168,7 +168,7 @@ def _fuse_modality(matrix, clips, folds, words, method, params, speaker_norm, se
         Xf, scored = adapt(Xf, ids, speakers, train, np.isin(ids, fold.test_ids), speaker_norm, seed=seed)
         test &= scored
         # 3. The method, fitted on the training side only.
-        pipeline = build_pipeline(method, blocks, seed=seed, **params)
+        pipeline = build_pipeline(method, blocks, input_names=input_names, seed=seed, **params)
         pipeline.fit(Xf[train], labels[train], groups=speakers[train])
         output_names = [str(n) for n in pipeline.get_feature_names_out(input_names)]
         arrays = {}
@@ -183,6 +183,12 @@ def _fuse_modality(matrix, clips, folds, words, method, params, speaker_norm, se
             selector = pipeline[: [name for name, _ in pipeline.steps].index("zebra") + 1]
             selected = selector.get_feature_names_out(input_names)
             meta.setdefault("selected_features", []).append([str(n) for n in selected])
+            zebra = pipeline.named_steps["zebra"]
+            meta.setdefault("zebra", []).append({"selected_groups": [str(g) for g in zebra.selected_groups_],
+                                                 "n_evaluations": int(zebra.n_evaluations_),
+                                                 "inner_scores": zebra.reference_scores_})
+        if "mfa" in pipeline.named_steps:  # the hyper-parameters chosen inside this fold's training speakers
+            meta.setdefault("mfa_chosen", []).append(pipeline.named_steps["mfa"].best_params_)
         bar.update()
     return meta
 
@@ -246,8 +252,10 @@ def _transform(pipeline, X, n_out):
 
 
 def _stamp(settings, clips):
-    """Digest of everything the output depends on: settings and the clip table."""
-    table = clips[["clip_id", "speaker", "label"]].astype(str).to_csv(index=False)
+    """Digest of everything the output depends on: settings and the clip table (with each
+    clip's source files, so a re-extracted clip invalidates the fused output)."""
+    columns = [c for c in ("clip_id", "speaker", "label", "sources") if c in clips]
+    table = clips[columns].astype(str).to_csv(index=False)
     text = json.dumps(settings, sort_keys=True, default=_jsonable) + table
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

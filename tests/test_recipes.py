@@ -25,7 +25,7 @@ def fast(recipe):
     if recipe.audio_encoder:
         changes["audio_encoder"] = recipe.audio_encoder | {"params": recipe.audio_encoder["params"] | {"max_epochs": 1}}
     if "zebra" in recipe.method:
-        changes["fusion_params"] = {"zebra__n_iter": 2, "zebra__n_zebras": 6}
+        changes["fusion_params"] = {"zebra__budget": 24, "zebra__n_zebras": 6}
     return dataclasses.replace(recipe, **changes)
 
 
