@@ -127,9 +127,11 @@ def test_training_features_ignore_the_test_side(tmp_path, method, options):
 def test_zebra_meta_names_the_selected_features_per_fold(tmp_path):
     with FeatureStore.open(make_store(tmp_path)) as store:
         out = fuse(store, "zebra", out_root=tmp_path, seed=1, zebra__classifier="knn", zebra__budget=30,
-                   zebra__n_zebras=5)
+                   zebra__n_zebras=5, zebra__feature_groups="single")
     meta = json.loads((out / "fused" / "meta.json").read_text())
     assert len(meta["selected_features"]) == 4
+    for zebra, selected in zip(meta["zebra"], meta["selected_features"]):  # single-column groups, named
+        assert zebra["selected_groups"] == selected and zebra["n_evaluations"] <= 30
     for selected, output in zip(meta["selected_features"], meta["output_names"]):
         assert selected == output
         assert {"audio__mfcc_0", "audio__mfcc_1"} <= set(selected) and {"video__hog_0", "video__hog_1"} & set(selected)
@@ -145,7 +147,7 @@ def test_rerun_reuses_matching_output_and_redoes_changed_params(tmp_path, caplog
             fuse(store, "mfa", out_root=tmp_path)
         assert "reusing" in caplog.text
         assert (out / "fused" / "fold-0.npz").stat().st_mtime_ns == first
-        fuse(store, "mfa", out_root=tmp_path, n_components=1, append=False)
+        fuse(store, "mfa", out_root=tmp_path, n_components=1, append=False, per_block=False)
     assert load(out / "fused" / "fold-0.npz")["X_train"].shape[1] == 1
     assert not list(out.rglob("*.partial*"))
 
@@ -204,7 +206,7 @@ def test_class_missing_from_training_names_fold_and_class(tmp_path):
 def test_command_line(tmp_path, capsys):
     make_store(tmp_path)
     args = ["--dataset", "toy", "--method", "mfa", "--cache-dir", str(tmp_path), "--param", "mfa__n_components=2",
-            "--param", "mfa__append=false"]
+            "--param", "mfa__append=false", "--param", "mfa__per_block=false"]
     assert main(args) == 0
     data = load(tmp_path / "toy" / "fused" / "mfa" / "speaker" / "fused" / "fold-3.npz")
     assert data["X_test"].shape[1] == 2
