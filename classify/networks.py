@@ -338,8 +338,8 @@ class FerCnnClassifier(_TabularClassifier):
 
     References
     ----------
-    Dommeti et al. (2024), DV-EmotionNet: the FERCNN classifier (emofuse METHODS.md,
-    "Classifiers from the papers").
+    Dommeti, Nallapati & Alfaris (2024), "DV-EmotionNet", DOI 10.23880/oajcij-16000112: the
+    FERCNN classifier.
     """
 
     def __init__(self, channels=(256, 128, 64, 64, 32), dense_units=256, dropout=0.2,
@@ -529,8 +529,8 @@ class BiLstmAttentionClassifier(_TorchClassifier):
 
     References
     ----------
-    Kirar et al. (2024), BiLSTM with multi-head self-attention and zebra feature selection
-    (emofuse METHODS.md, "Classifiers from the papers").
+    Kirar, Gill, Jangra & Sharma (2024), IJISAE: BiLSTM with multi-head self-attention after
+    zebra feature selection.
     Vaswani et al. (2017), "Attention is all you need", NeurIPS: scaled dot-product and
     multi-head attention.
     """

@@ -187,9 +187,9 @@ def zero_crossing_rate(y, sr, *, frame_length=400, hop_length=160):
 
     Z = (1/2N) sum_n |sgn(x_n) - sgn(x_{n-1})| with sgn(x) = +1 if x > 0 else -1 (a zero
     counts as negative), i.e. sign changes per sample: about 0.5 for white noise and
-    ``2 f / sr`` for a tone of frequency f.  METHODS.md writes the same sum with
-    s(x) in {0, 1}, which would halve it; the {-1, +1} form is the standard one (Rabiner &
-    Schafer) and librosa's.  Beyond its ends the signal repeats its edge samples, so the
+    ``2 f / sr`` for a tone of frequency f.  Written with s(x) in {0, 1}, as some papers do,
+    the same sum would be halved; the {-1, +1} form is the standard one (Rabiner & Schafer)
+    and librosa's.  Beyond its ends the signal repeats its edge samples, so the
     centring pad adds no crossings.
 
     Parameters
