@@ -281,7 +281,7 @@ def _adaptation_section(metrics: dict, protocols: list) -> list:
         adaptive_rows = {row: modes for row, modes in by_row.items() if set(modes) - {"none"}}
         if not adaptive_rows and len(selected) < 2:
             continue
-        modes = _mode_order({m for modes in adaptive_rows.values() for m in modes} | set(selected) - {"none"})
+        modes = _mode_order(({m for modes in adaptive_rows.values() for m in modes} | set(selected)) - {"none"})
         columns = ["none", *modes]
         lines += [f"## Speaker adaptation under `{protocol}`: UA (%) against the enrolment size", "",
                   f"Columns: no adaptation, then {ADAPTIVE_LABEL} with K enrolment clips per test speaker "

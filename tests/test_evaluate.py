@@ -492,7 +492,7 @@ def test_adaptive_results_are_labelled_and_selected_apart(adaptive):
     text = (root / "reports" / DATASET / "report.md").read_text()
     assert f"| fused | concat-snorm ({ADAPTIVE_LABEL}) | knn |" in text
     assert "## Speaker adaptation under `speaker`: UA (%) against the enrolment size" in text
-    assert "| none | K = 2 | all clips |" in text
+    assert "| modality | fusion method | classifier | none | K = 2 | all clips |" in text  # "none" once
     assert f"| speaker | {ADAPTIVE_LABEL}: 2 enrolment clips | **" in text
 
 
