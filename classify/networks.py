@@ -28,6 +28,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
+from tqdm import tqdm
 
 from extract.errors import EmofuseError
 
@@ -161,7 +162,10 @@ class _TorchClassifier(ClassifierMixin, BaseEstimator):
         )
         loss_function = nn.CrossEntropyLoss()
         best_loss, best_state, epochs_since_best = math.inf, None, 0
-        for epoch in range(1, self.max_epochs + 1):
+        # A progress bar over epochs on an interactive terminal (tqdm hides it elsewhere).
+        epochs = tqdm(range(1, self.max_epochs + 1), desc=type(self).__name__, unit="epoch", leave=False,
+                      disable=None)
+        for epoch in epochs:
             self.network_.train()
             order = train_index[torch.randperm(len(train_index)).numpy()]
             for start in range(0, len(order), self.batch_size):
@@ -180,6 +184,7 @@ class _TorchClassifier(ClassifierMixin, BaseEstimator):
                 epochs_since_best += 1
                 if epochs_since_best >= self.patience:
                     break
+        epochs.close()
         if best_state is not None:
             self.network_.load_state_dict(best_state)
         return epoch, best_loss
