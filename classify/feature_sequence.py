@@ -18,7 +18,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from .networks import BiLstmAttentionClassifier, NetworkInputError, _reverse_within_lengths
+from .networks import BiLstmAttentionClassifier, NetworkInputError, _reverse_within_lengths, _standardiser
 
 
 def feature_sequences(X, step_size: int) -> np.ndarray:
@@ -134,11 +134,7 @@ class FeatureSequenceClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X, y):
         """Standardise, cut into sequences and train on ``X [shape=(n, d)]`` and labels ``y``."""
         X = self._check(X)
-        observed = np.isfinite(X)
-        count = np.maximum(observed.sum(axis=0), 1)
-        self.mean_ = np.where(observed, X, 0).sum(axis=0) / count
-        scale = np.sqrt((np.where(observed, X - self.mean_, 0) ** 2).sum(axis=0) / count)
-        self.scale_ = np.where(scale > 0, scale, 1.0)
+        self.mean_, self.scale_ = _standardiser(X)  # _check refused inf: NaN is the only gap
         self.n_features_in_ = X.shape[1]
         params = {k: v for k, v in self.get_params().items() if k != "step_size"}
         self.model_ = _SequenceNetwork(frame_stride=1, **params).fit(self._sequences(X), y)
