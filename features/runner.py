@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import queue
+import re
 import threading
 import time
 import traceback
@@ -367,9 +368,9 @@ def run_features(dataset: str, data_dir, *, jobs: int = 2, cache_dir="cache", co
     clip (new, changed, earlier failures, a failed modality) is extracted.  A store of
     another corpus or configuration is moved aside first.  Stored clips that have left the
     corpus stay in the file but are stale (see ``features.store``).  Results are taken as
-    they finish and written by a background thread in shards of ``batch_size`` clips; the
-    shards are merged into the store at the end (and whenever :data:`MAX_SHARDS`
-    accumulate), also when the run stops on an error.
+    they finish and written by a background thread in shards of ``batch_size`` clips, which
+    that thread compacts as they pile up (:func:`_compact_shards`); the shards are merged into
+    the store at the end, also when the run stops on an error.
 
     Parameters
     ----------
@@ -395,7 +396,7 @@ def run_features(dataset: str, data_dir, *, jobs: int = 2, cache_dir="cache", co
         stale.unlink()  # left by a run killed mid-write
 
     def sources():
-        return ([store] if store.exists() else []) + sorted(shards.glob("shard-*.h5"))
+        return ([store] if store.exists() else []) + _shards(shards)
 
     reusable = _reusable(sources())
     clips = corpus.clips.assign(sources=corpus.sources()).to_dict("records")
@@ -405,7 +406,7 @@ def run_features(dataset: str, data_dir, *, jobs: int = 2, cache_dir="cache", co
     done = failed = partial = 0
     cpu = media = 0.0
     pool = _pool(scheduler, jobs, todo, config, cluster_timeout) if todo else InlinePool()
-    writer = _ShardWriter(store, shards, sources, dataset, config, record)
+    writer = _ShardWriter(shards, dataset, config)
     try:
         with tqdm(total=len(todo), disable=not progress, unit="clip", desc=f"features {dataset}") as bar:
             for results in _batches(unordered(pool, extract_clip, todo, config), batch_size):
@@ -431,8 +432,8 @@ def run_features(dataset: str, data_dir, *, jobs: int = 2, cache_dir="cache", co
                       cpu_seconds=cpu, media_seconds=media, cores=pool.cores, unused=corpus.skipped)
 
 
-MAX_SHARDS = 256
-"""Shards kept before they are merged into the store during a run (each merge opens them all)."""
+SHARD_FAN_IN = 16
+"""Shards of one tier merged into one shard of the next tier (see :func:`_compact_shards`)."""
 
 
 def _pool(scheduler, jobs: int, todo: list, config: dict, cluster_timeout: float):
@@ -458,14 +459,15 @@ def _batches(items, size: int):
 
 class _ShardWriter:
     """Writes batches of finished clips as shards in a background thread, off the loop that
-    keeps the workers busy; merges the shards into the store when :data:`MAX_SHARDS` pile up.
+    keeps the workers busy, and compacts them (:func:`_compact_shards`) so that no merge opens
+    more than :data:`SHARD_FAN_IN` + 1 files.
 
     A bounded queue holds the batches, so a slow disk slows the run down instead of filling
     memory.  An error in the thread is raised by the next :meth:`put` or by :meth:`close`.
     """
 
-    def __init__(self, store: Path, shards: Path, sources, dataset: str, config: dict, corpus: dict):
-        self._store, self._shards, self._sources, self._corpus = store, shards, sources, corpus
+    def __init__(self, shards: Path, dataset: str, config: dict):
+        self._shards = shards
         self._dataset, self._config = dataset, config
         self._queue = queue.Queue(maxsize=4)
         self._error = None
@@ -489,14 +491,46 @@ class _ShardWriter:
             if self._error is not None:
                 continue  # drain, so put() never blocks
             try:
-                _write_shard(self._shards / f"shard-{time.time_ns():020d}.h5", self._dataset, self._config, results)
-                if len(list(self._shards.glob("shard-*.h5"))) >= MAX_SHARDS:
-                    merge_stores(self._store, self._sources(), corpus=self._corpus)
-                    _remove_merged(self._shards)
+                _write_shard(_shard_name(self._shards, time.time_ns(), 0), self._dataset, self._config, results)
+                _compact_shards(self._shards, SHARD_FAN_IN)
             except BaseException as err:
                 self._error = err
 
 
+def _shard_name(shards: Path, newest_ns: int, tier: int) -> Path:
+    """``shard-<ns>-t<tier>.h5``: names sort by the time of the newest batch a shard holds."""
+    return shards / f"shard-{newest_ns:020d}-t{tier}.h5"
+
+
+def _shard_tier(path: Path) -> int:
+    """The tier in a shard's name (0 for a batch, and for a shard left by an older emofuse)."""
+    tier = re.search(r"-t(\d+)$", path.stem)
+    return int(tier[1]) if tier else 0
+
+
+def _shards(shards: Path) -> list:
+    """The shards in ``shards``, oldest first."""
+    return sorted(shards.glob("shard-*.h5"))
+
+
+def _compact_shards(shards: Path, fan_in: int) -> None:
+    """Merge every ``fan_in`` shards of a tier into one shard of the next tier, cascading.
+
+    A tiered (log-structured) merge: each clip is copied once per tier, about
+    log_fan_in(clips / batch) times, and no merge opens more than ``fan_in`` files, so the
+    memory of a run does not grow with the number of clips (merging opens each source store).
+    Order is kept: all shards of a tier are older than every shard of a lower tier, and a
+    merged shard is named after its newest member.
+    """
+    tier = 0
+    while len(members := [p for p in _shards(shards) if _shard_tier(p) == tier]) >= fan_in:
+        newest = int(members[-1].stem.split("-")[1])
+        merge_stores(_shard_name(shards, newest, tier + 1), members)
+        for member in members:
+            member.unlink()
+        tier += 1
+
+
 def _remove_merged(shards: Path) -> None:
-    for shard in shards.glob("shard-*.h5"):
+    for shard in _shards(shards):
         shard.unlink()

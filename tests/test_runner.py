@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,6 +109,29 @@ def test_killed_runs_resume_to_the_same_store(corpus, reference, tmp_path):
             assert check_store(path) == [], f"cycle {cycle}"
     assert subprocess.run(command, cwd=REPO, capture_output=True).returncode == 0
     assert_same_store(store_path("synthetic", cache), reference)
+
+
+def test_shards_are_compacted_in_tiers_and_merges_stay_small(corpus, reference, tmp_path, monkeypatch):
+    """One clip per shard and a fan-in of 2: six shards cascade into tiers 1 and 2, no merge
+    ever opens more than fan-in + 1 stores, and the store equals the reference."""
+    import features.runner as runner
+
+    opened, tiers = [], set()
+    merge = runner.merge_stores
+
+    def counting_merge(target, sources, **kwargs):
+        opened.append(len(sources))
+        tiers.update(runner._shard_tier(Path(s)) for s in sources if Path(s).name.startswith("shard-"))
+        return merge(target, sources, **kwargs)
+
+    monkeypatch.setattr(runner, "merge_stores", counting_merge)
+    monkeypatch.setattr(runner, "SHARD_FAN_IN", 2)
+    summary = run_features("synthetic", corpus, jobs=1, cache_dir=tmp_path, batch_size=1, progress=False)
+    assert summary.done == N_CLIPS
+    assert tiers == {0, 1, 2}  # 6 batches: 2 -> tier 1 (x3), 2 tier-1 -> tier 2, final: store of tiers 2 and 1
+    assert max(opened) <= 3 and len(opened) == 5
+    assert not list(summary.store.parent.glob("features.parts-*"))
+    assert_same_store(summary.store, reference)
 
 
 def test_dask_cluster_gives_the_same_store(corpus, reference, tmp_path):
