@@ -334,21 +334,32 @@ def merge_stores(target, sources, *, corpus=None, keep=None) -> None:
                 if i in matrices:
                     values[j] = matrices[i][row]
             functionals[family] = (str(template.attrs["modality"]), values, names)
-        with atomic_path(target) as tmp, h5py.File(tmp, "w") as h5:
-            _write_header(h5, first.dataset, first.config, first.config_hash, first.versions,
-                          clips.astype(str), failures, corpus)
-            _write_functionals(h5, functionals)
-            # 4. Sequences: copy each clip's dataset from its owner.
-            for family in dict.fromkeys(f for s in stores for f in s.sequence_families()):
-                source = next(s for s in stores if family in s.sequence_families())._h5["sequences"][family]
-                group = _sequence_group(h5, family, source.attrs["modality"], _read_strings(source["names"]))
-                for clip_id in order:
-                    src = handles[owner[clip_id][0]]["sequences"].get(family)
-                    if src is not None and clip_id in src["clips"]:
-                        h5.copy(src["clips"][clip_id], group["clips"], name=clip_id)
+        sequence_families = {}
+        for family in dict.fromkeys(f for s in stores for f in s.sequence_families()):
+            source = next(s for s in stores if family in s.sequence_families())._h5["sequences"][family]
+            sequence_families[family] = (str(source.attrs["modality"]), _read_strings(source["names"]))
     finally:
         for h in handles:
             h.close()
+    with atomic_path(target) as tmp, h5py.File(tmp, "w") as h5:
+        _write_header(h5, first.dataset, first.config, first.config_hash, first.versions,
+                      clips.astype(str), failures, corpus)
+        _write_functionals(h5, functionals)
+        # 4. Sequences: each clip's datasets copied from its owner, one source file open at a
+        # time (HDF5 keeps a metadata cache per open file that grows with the objects read).
+        groups = {family: _sequence_group(h5, family, *spec) for family, spec in sequence_families.items()}
+        for i, source in enumerate(sources):
+            owned = [clip_id for clip_id in order if owner[clip_id][0] == i]
+            if not owned:
+                continue
+            with h5py.File(source, "r") as handle:
+                for family, group in groups.items():
+                    src = handle["sequences"].get(family)
+                    if src is None:
+                        continue
+                    for clip_id in owned:
+                        if clip_id in src["clips"]:
+                            h5.copy(src["clips"][clip_id], group["clips"], name=clip_id)
 
 
 def prune_store(path) -> list:
