@@ -298,14 +298,16 @@ def bench_corpus(speech: list, video: list, sizes, workdir: Path, n_speech: int,
 
 def bench_stages(cache: Path, methods, workdir: Path) -> list:
     """Wall and CPU seconds of ``python -m fusion`` (LOSO) and of ``python -m classify evaluate``
-    with the light classifiers, per fusion method, on the store in ``cache``."""
+    (LOSO, the light classifiers and their nested selection, 2 workers as ``make evaluate``),
+    per fusion method, on the store in ``cache``."""
     rows = []
     for method in methods:
         row = [method]
         for command in (["fusion", "--dataset", "ravdess", "--method", method, "--protocol", "loso",
                          "--cache-dir", str(cache)],
                         ["classify", "evaluate", "--dataset", "ravdess", "--method", method, "--classifier", "light",
-                         "--cache-dir", str(cache), "--reports-dir", str(workdir / "reports")]):
+                         "--protocol", "loso", "--jobs", "2", "--cache-dir", str(cache),
+                         "--reports-dir", str(workdir / "reports")]):
             start, cpu = time.perf_counter(), _children_cpu()
             done = subprocess.run([sys.executable, "-m", *command], cwd=REPO, capture_output=True, text=True)
             row.append((time.perf_counter() - start, _children_cpu() - cpu) if done.returncode == 0 else
