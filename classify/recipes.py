@@ -43,10 +43,11 @@ import numpy as np
 import pandas as pd
 
 from extract.atomic import atomic_path
+from extract.corpora import read_corpus
 from extract.errors import EmofuseError
 from features.functionals import functionals
 from features.images import ImageConfig, store_images
-from features.runner import config_hash, default_config, run_features
+from features.runner import SOURCES, config_hash, default_config, run_features
 from features.store import FeatureStore, store_path
 from features.stream import Stream
 from fusion.methods import build_pipeline
@@ -371,7 +372,8 @@ def recipe_store(recipe: Recipe, dataset: str, data_dir=None, *, cache_dir=Path(
     Raises
     ------
     EmofuseError
-        No usable store and no corpus to extract one from.
+        No usable store and no corpus to extract one from, or a corpus without any modality
+        of the recipe.
     """
     cache_dir = Path(cache_dir)
     if data_dir is None and (Path("data") / dataset).is_dir():
@@ -388,6 +390,7 @@ def recipe_store(recipe: Recipe, dataset: str, data_dir=None, *, cache_dir=Path(
     own_cache = cache_dir / dataset / "recipes" / config_hash(config)
     own = store_path(dataset, own_cache)
     if data_dir is not None:
+        _check_corpus_modalities(recipe, dataset, data_dir)
         log.info("recipe %s: extracting %s into %s (the main store lacks them)", recipe.name,
                  ", ".join(recipe.all_families()), own)
         run_features(dataset, data_dir, jobs=jobs, cache_dir=own_cache, config=config, progress=progress)
@@ -396,6 +399,16 @@ def recipe_store(recipe: Recipe, dataset: str, data_dir=None, *, cache_dir=Path(
                            f"which no store of {dataset!r} under {cache_dir} holds; pass the corpus (--data-dir) "
                            "to extract them")
     return own
+
+
+def _check_corpus_modalities(recipe: Recipe, dataset: str, data_dir) -> None:
+    """Refuse, before any extraction, a corpus that has none of the recipe's modalities."""
+    clips = read_corpus(dataset, data_dir).clips
+    present = [m for m, column in SOURCES.items() if (clips[column].astype(str) != "").any()]
+    wanted = [m for m in MODALITIES if recipe.families.get(m)]
+    if not set(present) & set(wanted):
+        raise EmofuseError(f"recipe {recipe.name} needs {' or '.join(wanted)}; the {dataset} corpus at {data_dir} "
+                           f"has only {' and '.join(present) or 'nothing'}")
 
 
 def _config_covers(config: dict, recipe: Recipe) -> bool:

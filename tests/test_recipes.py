@@ -285,3 +285,13 @@ def test_classifier_rows_and_the_epoch_cap():
     assert cnn.max_epochs == 2  # a cap never raises
     svm, groups = recipes.make_recipe_classifier("svm", {}, 0, max_epochs=5)
     assert not groups and "max_epochs" not in svm.get_params()
+
+
+def test_a_corpus_without_the_recipes_modalities_is_refused_before_extraction(tmp_path):
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("clip_id,speaker,label,text\n" + "".join(
+        f"u{i},s{i % 2},{'joy' if i % 3 else 'anger'},utterance number {i}\n" for i in range(6)))
+    with pytest.raises(EmofuseError, match="omsn-er needs audio or video; the manifest corpus .* has only text"):
+        recipes.run_recipe("omsn-er", "manifest", data_dir=manifest, cache_dir=tmp_path / "cache",
+                           reports_dir=tmp_path / "reports")
+    assert not (tmp_path / "cache").exists()
