@@ -180,6 +180,9 @@ DV_EMOTIONNET = Recipe(
     # none), and the voiced fraction of the autocorrelation pitch: 45 values.
     columns={"audio": r"(mfcc_\d+|zcr|rms|log_energy|f0_acf_voiced)_mean|voiced_acf_fraction"},
     method="mfa",
+    # The paper's joint space: the MFA projection of the concatenated blocks, neither one MFA
+    # per modality nor the projection appended to its input.
+    fusion_params={"mfa__append": False, "mfa__per_block": False},
     video_to_audio_size=True,
     classifiers=(("cnn1d", {}),),
     segments=3,
@@ -198,8 +201,10 @@ DV_EMOTIONNET = Recipe(
         "voiced fraction, 45 values.",
         "Video: the 58 STIP functionals (Harris3D points, emofuse's scales and k; the paper gives none), "
         "reduced by PCA to the audio block's width when larger (the paper's 'unnamed reduction').",
-        "Fusion: per-block standardisation, concatenation, Marginal Fisher Analysis after PCA to 60 "
-        "dimensions with k1 = 5 and n_classes - 1 outputs (the paper gives neither k1, k2 nor the output size).",
+        "Fusion: per-block standardisation, concatenation, Marginal Fisher Analysis into a joint space; the "
+        "paper gives neither k1, k2, a PCA step nor the output size, so PCA dimension (30/60/120), k1 (5/10) and "
+        "output size (n_classes - 1 or 20) are chosen per fold by speaker-grouped inner CV on the training "
+        "clips (fusion.mfa.MarginalFisherAnalysisCV, logistic regression as the inner classifier).",
         "Classifier: FERCNN (cnn1d): five Conv1D layers of 256/128/64/64/32 filters, kernel 3, max-pool 3, "
         "dropout 0.2, dense 256; Adam 1e-3, batch 32, at most 30 epochs with early stopping on 15 % of the "
         "training clips (optimiser, rate, batch and epochs are NS). emofuse's convolutions pad to 'same' so that "
