@@ -42,9 +42,11 @@ from .select import Corpus, nested_selection, select_model, selectable, selectio
 
 SEED = 0
 BASELINE_CLASSIFIER = "logreg"
-# Frame-level families the sequence classifier reads, per modality, resampled to the first.
+# Frame-level families the sequence classifier reads, per modality, resampled to the first
+# (text has none).
 SEQUENCE_FAMILIES = {"audio": ("mfcc", "energy", "zcr", "pitch"), "video": ("hog",)}
 SEQUENCE_CONSUMED = "frame-level streams of the store; the fusion method is not used"
+BLOCKS_WITHOUT_TEXT = "the fold's audio and video outputs side by side; text is not used"
 MODEL_FILE = "model.joblib"
 
 log = logging.getLogger(__name__)
@@ -67,7 +69,7 @@ def evaluate(dataset, method, classifiers, *, protocol=None, speaker_norm="none"
              reports_dir=Path("reports"), n_jobs=1, progress=True) -> dict:
     """Cross-validate classifiers on the fused folds of ``method``, select, write the report.
 
-    For each protocol evaluated, every modality (audio, video, fused) and classifier is
+    For each protocol evaluated, every modality (audio, video, text, fused) and classifier is
     scored on the fused folds, next to the eGeMAPS baseline on the same folds.  On a
     speaker-independent protocol, nested selection (``classify.select``) then chooses among
     every fused method of the protocol with the same adaptation (``speaker_norm``) x the
@@ -175,8 +177,9 @@ def selection_classifiers(spec) -> list:
 def protocol_candidates(fused_root: Path, protocol: str, folds: list, classifiers: list, mode="none") -> list:
     """The candidates of a protocol: each fused method directory of ``mode`` x modality x classifier.
 
-    A directory whose folds differ from ``folds`` (another seed) or whose video input is a
-    per-fold STIP bag of words (not refitted by selection) is left out, with a message.
+    A directory whose folds differ from ``folds`` (another seed) is left out, with a message.
+    A method fused with a STIP bag of words (``stip_bow``) gives candidates that refit the
+    codebook on each training side.
     """
     candidates = []
     for directory in sorted(p for p in Path(fused_root).iterdir() if (p / protocol / "folds.json").is_file()):
@@ -191,12 +194,9 @@ def protocol_candidates(fused_root: Path, protocol: str, folds: list, classifier
             if not meta_path.is_file():
                 continue
             meta = json.loads(meta_path.read_text())
-            if meta.get("stip_bow"):
-                log.warning("selection leaves out %s %s: per-fold STIP bags of words are not refitted inside "
-                            "training speakers", directory.name, modality)
-                continue
             params = freeze_params(meta.get("requested_params", {}))
-            candidates += [Candidate(modality, meta["method"], params, name, mode, int(meta.get("seed", 0)))
+            candidates += [Candidate(modality, meta["method"], params, name, mode, int(meta.get("seed", 0)),
+                                     int(meta.get("stip_bow") or 0))
                            for name in classifiers]
     return list(dict.fromkeys(candidates))
 
@@ -222,7 +222,8 @@ def select_protocol(store, fused_root, protocol, folds, classifiers, mode, exist
     if old and old.get("key") == key:
         log.info("nested selection of %s (%s) is up to date; reusing it", protocol, mode)
         return old
-    corpus = Corpus.from_store(store, sorted({c.modality for c in candidates}, key=MODALITY_ORDER.index))
+    corpus = Corpus.from_store(store, sorted({c.modality for c in candidates}, key=MODALITY_ORDER.index),
+                               stip_bow=any(c.stip_bow for c in candidates))
     try:
         figure = nested_selection(corpus, folds, candidates, n_jobs=n_jobs, progress=progress,
                                   desc=f"select {protocol} {mode}")
@@ -265,7 +266,8 @@ def save_model(store, metrics: dict, path: Path, *, n_jobs=1, progress=True):
         return {"protocol": protocol, **saved.selection}
     modalities = sorted({c["modality"] for described in variants.values() for c in described},
                         key=MODALITY_ORDER.index)
-    corpus = Corpus.from_store(store, modalities)
+    corpus = Corpus.from_store(store, modalities, stip_bow=any(c.get("stip_bow") for described in variants.values()
+                                                               for c in described))
     fitted, selection = {}, {}
     for variant, described in variants.items():
         if saved and saved.selection.get(variant, {}).get("key") == keys[variant]:  # this variant is unchanged
@@ -304,7 +306,7 @@ def evaluate_protocol(store, protocol_dir: Path, method: str, names: list, *, wa
     its results are labelled with method ``frames`` (``SEQUENCE_METHOD``) whatever
     ``method`` is: evaluating two methods gives that row once, not twice under two names.
     A ``blocks`` classifier runs on the fused modality with the fold's audio and video
-    outputs side by side.  ``warning`` (a split that is not speaker-independent) and the
+    outputs side by side (labelled ``BLOCKS_WITHOUT_TEXT`` when the store also has text).  ``warning`` (a split that is not speaker-independent) and the
     adaptation label of an adaptive ``method`` go into every entry.
     """
     folds_file = json.loads((protocol_dir / "folds.json").read_text())
@@ -328,10 +330,12 @@ def evaluate_protocol(store, protocol_dir: Path, method: str, names: list, *, wa
         fold_results = cross_validate(
             lambda: make_classifier(name, random_state=SEED, blocks=blocks), splits, groups=spec.groups)
         if spec.input == "sequence":
-            labels = {"consumed": SEQUENCE_CONSUMED}
+            labels = {"consumed": f"{SEQUENCE_CONSUMED} ({', '.join(_sequence_families(store, modality))})"}
             entry = _entry(protocol, modality, SEQUENCE_METHOD, name, fold_results)
         else:
             labels = {"adaptation": ADAPTIVE_LABEL, "speaker_norm": mode} if mode != "none" else {}
+            if spec.input == "blocks" and "text" in folds:
+                labels["consumed"] = BLOCKS_WITHOUT_TEXT
             entry = _entry(protocol, modality, method, name, fold_results)
         results.append(entry | labels | ({"warning": warning} if warning else {}))
         log.info("%s %s %s %s: UA %.3f over %d folds", protocol, modality, entry["method"], name,
@@ -434,8 +438,8 @@ def _aligned(fold, side, ids) -> np.ndarray:
 
 def _sequence_families(store, modality) -> list:
     stored = store.sequence_families()
-    modalities = ("audio", "video") if modality == "fused" else (modality,)
-    wanted = [f for m in modalities for f in SEQUENCE_FAMILIES[m]]
+    modalities = SEQUENCE_FAMILIES if modality == "fused" else (modality,)
+    wanted = [f for m in modalities for f in SEQUENCE_FAMILIES.get(m, ())]
     return [f for f in wanted if f in stored]
 
 
@@ -504,7 +508,7 @@ def draw_fused_space(protocol_dir: Path, method: str, report_dir: Path):
 
     Uses the fused modality, or the only modality there is.  Returns the PNG path.
     """
-    modality = next(m for m in ("fused", "audio", "video") if (protocol_dir / m / "fold-0.npz").is_file())
+    modality = next(m for m in ("fused", *MODALITY_ORDER) if (protocol_dir / m / "fold-0.npz").is_file())
     fold = load_folds(protocol_dir / modality)[0]
     y_train = fold["y_train"].astype(str)
     n_features = fold["X_train"].shape[1]

@@ -1,14 +1,16 @@
 """A whole emofuse method as one object: store columns -> emotion probabilities.
 
-A ``Candidate`` names a method (modality, fusion method and its parameters, speaker
-adaptation, classifier); ``FittedModel`` holds every step of one candidate fitted on some
-clips: speaker adaptation statistics of its training speakers, the fusion pipeline
-(imputation, scaling, optional PCA, zebra selection, MFA projection) and the classifier.
+A ``Candidate`` names a method (modality, fusion method and its parameters, STIP bag of
+words, speaker adaptation, classifier); ``FittedModel`` holds every step of one candidate
+fitted on some clips: the STIP codebook, the fusion pipeline (imputation, scaling, optional
+PCA, zebra selection, MFA projection) and the classifier; a speaker-adaptive model normalises
+with statistics of the speaker's enrolment clips.
 ``SavedModel`` is what ``model.joblib`` holds: the chosen non-adaptive model and, when
 adaptive candidates were evaluated, the chosen speaker-adaptive one.
 """
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
@@ -16,11 +18,23 @@ from sklearn.model_selection import GroupKFold
 
 from extract.errors import EmofuseError
 from fusion.methods import build_pipeline
+from fusion.run import with_stip_words
 from fusion.speaker_norm import ADAPTIVE_LABEL, method_dir_name, speaker_statistics
 
 from .classifiers import CLASSIFIERS, make_classifier
 
 SEED = 0
+
+
+class FusionKey(NamedTuple):
+    """The fusion configuration of candidates: one fusion fit serves all their classifiers."""
+
+    modality: str
+    method: str
+    params: tuple
+    speaker_norm: str
+    seed: int
+    stip_bow: int
 
 
 @dataclass(frozen=True)
@@ -29,7 +43,7 @@ class Candidate:
 
     Attributes
     ----------
-    modality : {"audio", "video", "fused"}
+    modality : {"audio", "video", "text", "fused"}
     method : str
         Fusion method (``fusion.methods.parse_method``), e.g. ``"mfa"``.
     params : tuple of (str, value)
@@ -38,7 +52,10 @@ class Candidate:
         Registered classifier name.
     speaker_norm : {"none", "all", "enrol:K"}
     seed : int
-        Seed of the fusion steps and of the enrolment draw.
+        Seed of the fusion steps, the STIP codebook and the enrolment draw.
+    stip_bow : int
+        Words of a STIP bag of words fitted on the training clips, which replaces the fixed
+        ``stip`` encoding in the video block (``fusion.run.fuse``'s ``stip_bow``); 0: none.
     """
 
     modality: str
@@ -47,6 +64,7 @@ class Candidate:
     classifier: str
     speaker_norm: str = "none"
     seed: int = 0
+    stip_bow: int = 0
 
     @property
     def method_dir(self) -> str:
@@ -55,22 +73,25 @@ class Candidate:
 
     def describe(self) -> dict:
         """JSON form: modality, method (directory name), classifier, params, speaker_norm,
-        fusion (the method string), seed and, when adaptive, the adaptation label."""
+        fusion (the method string), seed, ``stip_bow`` when used and, when adaptive, the
+        adaptation label."""
         described = {"modality": self.modality, "method": self.method_dir, "classifier": self.classifier,
                      "params": dict(self.params), "speaker_norm": self.speaker_norm, "fusion": self.method,
                      "seed": self.seed}
-        return described | ({"adaptation": ADAPTIVE_LABEL} if self.speaker_norm != "none" else {})
+        return (described | ({"stip_bow": self.stip_bow} if self.stip_bow else {})
+                | ({"adaptation": ADAPTIVE_LABEL} if self.speaker_norm != "none" else {}))
 
     @classmethod
     def from_description(cls, described: dict):
         """The candidate ``describe`` wrote."""
         return cls(described["modality"], described["fusion"], freeze_params(described["params"]),
-                   described["classifier"], described["speaker_norm"], described["seed"])
+                   described["classifier"], described["speaker_norm"], described["seed"],
+                   described.get("stip_bow", 0))
 
     @property
-    def fusion_key(self) -> tuple:
-        """What its fusion fit depends on: (modality, method, params, speaker_norm, seed)."""
-        return self.modality, self.method, self.params, self.speaker_norm, self.seed
+    def fusion_key(self) -> "FusionKey":
+        """What its fusion fit depends on (every field but the classifier)."""
+        return FusionKey(self.modality, self.method, self.params, self.speaker_norm, self.seed, self.stip_bow)
 
     def fusion(self, blocks, input_names=None):
         """A fresh, unfitted fusion pipeline of this candidate for input ``blocks`` (columns
@@ -112,6 +133,8 @@ class FittedModel:
     candidate : Candidate
     input_names : list of str
         Store functional columns the model reads, in order.
+    blocks : list of [str, int]
+        Modality and column count of each block of ``input_names`` (``fusion.run.modality_matrix``).
     fusion : fusion.methods.SpeakerPipeline
         Fitted on the (adapted) training clips.
     estimator : fitted classifier with ``predict_proba``
@@ -119,25 +142,46 @@ class FittedModel:
         Emotion classes, in ``predict_proba`` column order.
     n_clips : int
         Clips it was fitted on.
+    stip_words : features.stip.StipBagOfWords or None
+        The STIP codebook fitted on the training clips (``candidate.stip_bow``).
     """
 
     candidate: Candidate
     input_names: list
+    blocks: list
     fusion: object
     estimator: object
     labels: list
     n_clips: int
+    stip_words: object = None
 
     @property
     def adaptive(self) -> bool:
         """Whether inputs must be normalised with the speaker's own statistics."""
         return self.candidate.speaker_norm != "none"
 
-    def transform(self, X, enrolment=None) -> np.ndarray:
-        """The classifier's input for clips X [shape=(n, len(input_names))].
+    @property
+    def modalities(self) -> list:
+        """The modalities a clip must carry: ``audio``, ``video``, ``text``, in block order."""
+        return [modality for modality, _ in self.blocks]
 
-        ``enrolment`` [shape=(m, len(input_names))]: clips of the same speaker whose
-        statistics normalise ``X`` (required by, and only used by, an adaptive model).
+    def inputs(self, X, stip_points=None) -> np.ndarray:
+        """The fusion input of clips: store columns X [shape=(n, len(input_names))] and, for
+        a STIP bag-of-words model, each clip's STIP descriptors (list of [shape=(n_i, 48)])
+        whose word histograms join the video block [shape=(n, len(input_names) + n_words)]."""
+        X = np.asarray(X, dtype=np.float64)
+        if self.stip_words is None:
+            return X
+        if stip_points is None or len(stip_points) != len(X):
+            raise EmofuseError("this model encodes STIP points with its codebook: give each clip's STIP points")
+        histograms = self.stip_words.transform(list(stip_points))
+        return with_stip_words((X, self.input_names, self.blocks), histograms)[0]
+
+    def transform(self, X, enrolment=None) -> np.ndarray:
+        """The classifier's input for clips X [shape=(n, d)], as ``inputs`` returns them.
+
+        ``enrolment`` [shape=(m, d)], as ``inputs`` returns them: clips of the same speaker
+        whose statistics normalise ``X`` (required by, and only used by, an adaptive model).
         """
         X = np.asarray(X, dtype=np.float64)
         if self.adaptive:
@@ -148,7 +192,8 @@ class FittedModel:
         return np.asarray(self.fusion.transform(X), dtype=np.float32)
 
     def predict_proba(self, X, enrolment=None) -> np.ndarray:
-        """Per-class probabilities [shape=(n, n_labels)], columns in ``labels`` order."""
+        """Per-class probabilities [shape=(n, n_labels)], columns in ``labels`` order, of
+        clips X (and ``enrolment``) as ``inputs`` returns them."""
         return self.estimator.predict_proba(self.transform(X, enrolment))
 
 

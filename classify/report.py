@@ -24,7 +24,7 @@ from fusion.speaker_norm import ADAPTIVE_LABEL, enrol_count, parse_method_dir
 
 SCHEMA = "emofuse-metrics/1"
 PROTOCOL_ORDER = ("speaker", "loso", "manifest", "random")
-MODALITY_ORDER = ("audio", "video", "fused")
+MODALITY_ORDER = ("audio", "video", "text", "fused")
 RESULT_KEY = ("protocol", "modality", "method", "classifier")
 RANDOM_PROTOCOL = "random"
 BASELINE_METHOD = "egemaps-baseline"

@@ -20,7 +20,7 @@ and refits the winner on all of them: the model ``predict`` uses.
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -29,7 +29,8 @@ from tqdm import tqdm
 
 from extract.errors import EmofuseError
 from fusion.methods import build_pipeline
-from fusion.run import modality_matrix
+from fusion.run import (STIP_FAMILY, fit_stip_words, modality_matrix, stip_histograms, stip_points,
+                        with_stip_words)
 from fusion.speaker_norm import ADAPTIVE_LABEL, adapt
 
 from .classifiers import CLASSIFIERS
@@ -44,27 +45,58 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Corpus:
-    """The store's clips as selection reads them: one input matrix per modality."""
+    """The store's clips as selection reads them: one input matrix per modality.
+
+    ``bow_inputs`` (modality -> input without the fixed ``stip`` encoding) and
+    ``stip_points`` (row -> STIP descriptors of a clip with video) serve candidates with a
+    STIP bag of words, whose codebook is fitted on each training side.
+    """
 
     ids: np.ndarray
     labels: np.ndarray
     speakers: np.ndarray
     inputs: dict  # modality -> (X [shape=(n_clips, d)], input_names, blocks)
+    bow_inputs: dict = field(default_factory=dict)
+    stip_points: dict = field(default_factory=dict)
 
     @classmethod
-    def from_store(cls, store, modalities):
-        """Functionals of ``modalities`` (audio, video, fused) as ``fusion.run`` builds them."""
+    def from_store(cls, store, modalities, *, stip_bow=False):
+        """Functionals of ``modalities`` (audio, video, text, fused) as ``fusion.run`` builds
+        them; with ``stip_bow``, also the inputs and STIP points a bag of words needs."""
         clips = store.clips
+        inputs = {m: modality_matrix(store, m, skip=[]) for m in modalities}
+        with_video = [m for m, (_, _, blocks) in inputs.items() if "video" in (b[0] for b in blocks)]
         return cls(clips["clip_id"].to_numpy(str), clips["label"].to_numpy(str), clips["speaker"].to_numpy(str),
-                   {m: modality_matrix(store, m, skip=[]) for m in modalities})
+                   inputs, {m: modality_matrix(store, m, skip=[STIP_FAMILY]) for m in with_video} if stip_bow else {},
+                   stip_points(store) if stip_bow and with_video else {})
 
     def present(self, modality) -> np.ndarray:
         """Clips with any feature of ``modality`` [shape=(n_clips,), dtype=bool]."""
         return np.isfinite(self.inputs[modality][0]).any(axis=1)
 
+    def fusion_input(self, key, train) -> tuple:
+        """The fusion input of the candidates of ``key`` (``Candidate.fusion_key``) when
+        ``train`` [shape=(n_clips,), bool] are the training clips.
+
+        Returns (X [shape=(n_clips, d)], input_names, blocks, STIP codebook or None); with a
+        bag of words, the words of a codebook fitted on ``train`` join the video block.
+        """
+        if not key.stip_bow:
+            return (*self.inputs[key.modality], None)
+        if key.modality not in self.bow_inputs:
+            raise EmofuseError(f"a STIP bag of words needs video, and the {key.modality} input has none")
+        codebook = fit_stip_words(self.stip_points, train & self.present(key.modality), key.stip_bow, key.seed)
+        histograms = stip_histograms(codebook, self.stip_points, len(self.ids))
+        return (*with_stip_words(self.bow_inputs[key.modality], histograms), codebook)
+
+    def store_columns(self, key) -> tuple:
+        """(input_names, blocks) of the store columns the candidates of ``key`` read (without
+        the STIP words a bag of words adds)."""
+        return (self.bow_inputs if key.stip_bow else self.inputs)[key.modality][1:]
+
 
 def group_candidates(candidates) -> dict:
-    """Candidates by fusion configuration: (modality, method, params, speaker_norm, seed) ->
+    """Candidates by fusion configuration (``Candidate.fusion_key``) ->
     [(index, classifier)], so one fusion fit serves all of its classifiers."""
     groups = {}
     for index, candidate in enumerate(candidates):
@@ -95,24 +127,25 @@ def inner_splits(speakers, rows) -> list:
 
 
 def _fit_fusion(corpus, key, train, test):
-    """Adapt, fit the fusion pipeline of ``key`` (``Candidate.fusion_key``) on ``train``, transform.
+    """[Fit a STIP codebook,] adapt, fit the fusion pipeline of ``key`` (``Candidate.fusion_key``)
+    on ``train``, transform.
 
     Returns (pipeline, Z_train, Z_scored, scored mask).
     """
-    modality, method, params, speaker_norm, seed = key
-    X, names, blocks = corpus.inputs[modality]
-    present = corpus.present(modality)
+    present = corpus.present(key.modality)
     train, test = train & present, test & present
-    Xa, scored = adapt(X, corpus.ids, corpus.speakers, train, test, speaker_norm, seed=seed)
-    pipeline = build_pipeline(method, blocks, input_names=names, seed=seed, **dict(params))
+    X, names, blocks, _ = corpus.fusion_input(key, train)
+    Xa, scored = adapt(X, corpus.ids, corpus.speakers, train, test, key.speaker_norm, seed=key.seed)
+    pipeline = build_pipeline(key.method, blocks, input_names=names, seed=key.seed, **dict(key.params))
     pipeline.fit(Xa[train], corpus.labels[train], groups=corpus.speakers[train])
-    Z_scored = pipeline.transform(Xa[scored]) if scored.any() else None
-    return pipeline, pipeline.transform(Xa[train]), Z_scored, scored
+    # float32, as the fused folds and the saved model hold them
+    Z_scored = np.asarray(pipeline.transform(Xa[scored]), np.float32) if scored.any() else None
+    return pipeline, np.asarray(pipeline.transform(Xa[train]), np.float32), Z_scored, scored
 
 
 def _inner_scores(corpus, key, classifiers, rows):
     """Per classifier of one fusion configuration: inner UA of each inner split of ``rows``."""
-    present = corpus.present(key[0])
+    present = corpus.present(key.modality)
     labels = sorted(set(corpus.labels.tolist()))
     scores = {name: [] for _, name in classifiers}
     for train, test in inner_splits(corpus.speakers, rows & present):
@@ -235,21 +268,24 @@ def select_model(corpus, candidates, *, n_jobs=1, progress=True) -> tuple:
     return model, selection
 
 
-def fit_model(corpus, candidate) -> FittedModel:
-    """Fit every step of ``candidate`` on all clips that have its modality.
+def fit_model(corpus, candidate, rows=None) -> FittedModel:
+    """Fit every step of ``candidate`` on the clips of ``rows`` [shape=(n_clips,), bool; all
+    clips when None] that have its modality.
 
     Each speaker is adapted with its own clips (adaptive candidates); the classifier is
     calibrated if it has no ``predict_proba``.
     """
-    X, names, blocks = corpus.inputs[candidate.modality]
-    rows = corpus.present(candidate.modality)
+    key = candidate.fusion_key
+    rows = corpus.present(candidate.modality) & (True if rows is None else rows)
+    X, names, blocks, codebook = corpus.fusion_input(key, rows)
     Xa, _ = adapt(X, corpus.ids, corpus.speakers, rows, np.zeros_like(rows), candidate.speaker_norm)
     fusion = candidate.fusion(blocks, names)
     fusion.fit(Xa[rows], corpus.labels[rows], groups=corpus.speakers[rows])
     estimator = fit_classifier(candidate.classifier, np.asarray(fusion.transform(Xa[rows]), np.float32),
                                corpus.labels[rows], corpus.speakers[rows], probabilities=True)
-    return FittedModel(candidate, list(names), fusion, estimator, [str(c) for c in estimator.classes_],
-                       int(rows.sum()))
+    store_names, store_blocks = corpus.store_columns(key)
+    return FittedModel(candidate, list(store_names), [list(b) for b in store_blocks], fusion, estimator,
+                       [str(c) for c in estimator.classes_], int(rows.sum()), codebook)
 
 
 def selectable(classifier: str) -> bool:

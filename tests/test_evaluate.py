@@ -28,7 +28,7 @@ from features.store import FAILURE_COLUMNS, FeatureStore, store_path, write_stor
 from features.stream import Stream
 from fusion.methods import build_pipeline
 from fusion.protocol import make_folds
-from fusion.run import fuse, modality_matrix
+from fusion.run import STIP_POINTS, fuse, modality_matrix
 from fusion.speaker_norm import ADAPTIVE_LABEL, speaker_zscore
 
 DATASET = "toy"
@@ -192,16 +192,21 @@ def test_report_md_tables_protocols_and_figures(easy):
     assert not list(report_dir.rglob(".*.partial*"))
 
 
-def _fake_extract(store_dir, calls):
-    """extract_file_features that returns a stored clip's functionals (clip id = file stem)."""
-    with FeatureStore.open(store_path(DATASET, store_dir)) as store:
+def _fake_extract(store_dir, calls, dataset=DATASET):
+    """clip_features that returns a stored clip's functionals and streams (clip id = file stem,
+    or the transcript of a text-only clip)."""
+    with FeatureStore.open(store_path(dataset, store_dir)) as store:
         features = {f: store.functionals(families=[f]) for f in store.families()}
         rows = {clip_id: i for i, clip_id in enumerate(store.clips["clip_id"])}
+        video = np.isfinite(store.functionals(modality="video")[0]).any(axis=1)
+        with_points = STIP_POINTS in store.sequence_families()
+        streams = {c: {STIP_POINTS: store.sequence(c, STIP_POINTS)} if with_points and video[i] else {}
+                   for c, i in rows.items()}
 
-    def extract(audio_path, video_path, config):
-        calls.append((audio_path, video_path, config))
-        clip_id = Path(video_path or audio_path).stem
-        return {f: (X[rows[clip_id]], names) for f, (X, names) in features.items()}
+    def extract(audio_path, video_path, text, config):
+        calls.append((audio_path, video_path, text, config))
+        clip_id = Path(video_path or audio_path).stem if (video_path or audio_path) else text
+        return {f: (X[rows[clip_id]], names) for f, (X, names) in features.items()}, streams[clip_id]
     return extract
 
 
@@ -230,14 +235,14 @@ def test_saved_model_is_the_whole_chosen_method(easy, monkeypatch, capsys):
     assert names == fitted.input_names
 
     calls = []
-    monkeypatch.setattr(predict, "extract_file_features", _fake_extract(root / "cache", calls))
+    monkeypatch.setattr(predict, "clip_features", _fake_extract(root / "cache", calls))
     wanted = clips.groupby("label").head(2)
     suffix = ".wav" if predict.needed_modalities(fitted) == {"audio"} else ".mp4"
     table, note = predict.predict_files(model, [f"/new/{c}{suffix}" for c in wanted["clip_id"]])
     assert note is None
     np.testing.assert_allclose(table[fitted.labels].to_numpy(), expected[wanted.index], rtol=1e-5, atol=1e-7)
     assert list(table["predicted"]) == list(wanted["label"])
-    assert calls[0][2] == {"audio": {"sr": 16000}}
+    assert calls[0][3] == {"audio": {"sr": 16000}}
     with pytest.raises(EmofuseError, match="unknown file type"):
         predict.predict_files(model, ["/new/clip.txt"])
     # the command line prints one row of probabilities per file
@@ -514,7 +519,7 @@ def test_adaptive_model_predicts_with_enrolment_clips(adaptive, tmp_path, monkey
     inputs = fusion.transform(Z).astype(np.float32)
     expected = make_classifier(fitted.candidate.classifier).fit(inputs, y).predict_proba(inputs)
 
-    monkeypatch.setattr(predict, "extract_file_features", _fake_extract(root / "cache", []))
+    monkeypatch.setattr(predict, "clip_features", _fake_extract(root / "cache", []))
     suffix = ".wav" if predict.needed_modalities(fitted) == {"audio"} else ".mp4"
     enrol_dir = tmp_path / "speaker-02"
     enrol_dir.mkdir()
@@ -534,3 +539,63 @@ def test_adaptive_model_predicts_with_enrolment_clips(adaptive, tmp_path, monkey
     np.testing.assert_allclose(table[plain.labels].to_numpy(), plain.predict_proba(X_plain[wanted.index]), rtol=1e-6)
     with pytest.raises(EmofuseError, match="no audio or video files among the enrolment clips"):
         predict.predict_files(model, files, enrol=[tmp_path])
+
+
+@pytest.mark.slow
+def test_text_stip_words_and_selection_through_evaluate(tmp_path, caplog):
+    """Audio, video (STIP words) and text: text rows, fused over all three, STIP candidates in the
+    selection (no longer left out) and the codebook inside model.joblib when its model reads video."""
+    from test_fusion_run import clip_table, make_store
+
+    predict = pytest.importorskip("classify.predict")
+    cache, reports = tmp_path / "cache", tmp_path / "reports"
+    with FeatureStore.open(make_store(cache, clips=clip_table(n_speakers=4), stip_points=True, text=True)) as store:
+        fuse(store, "concat", protocol="speaker", out_root=cache, stip_bow=4, progress=False)
+    with caplog.at_level("INFO"):
+        summary = evaluate("toy", "concat", "logreg", protocol="speaker", cache_dir=cache, reports_dir=reports,
+                           progress=False)
+    assert {r["modality"] for r in summary["results"]} == {"audio", "video", "text", "fused"}
+    assert "leaves out" not in caplog.text
+    candidates = summary["selected"]["speaker"]["candidates"]
+    assert {(c["modality"], c.get("stip_bow", 0)) for c in candidates} == {
+        ("audio", 0), ("video", 4), ("text", 0), ("fused", 4)}
+    fitted = predict.load_model(reports / "toy" / "model.joblib").variants["none"]
+    assert (fitted.stip_words is not None) == ("video" in fitted.modalities)
+    assert "| text | concat | logreg |" in (reports / "toy" / "report.md").read_text()
+
+
+def test_text_only_manifest_through_evaluate_and_predict(tmp_path, capsys, monkeypatch):
+    """A text-only store (as MELD's manifest gives): the manifest split is labelled speaker-overlapping;
+    under speaker folds the text model is saved and predicts from transcripts alone."""
+    from test_fusion_run import clip_table, features_of
+
+    predict = pytest.importorskip("classify.predict")
+    clips = clip_table().assign(split=lambda t: np.where(t["clip_id"].str.endswith("-0"), "test", "train"))
+    made, _ = features_of(clips, video=False, text=True)
+    text = made["text"][1].copy()
+    text[np.arange(len(clips)), clips["label"].map(EMOTIONS.index).to_numpy()] += 3.0  # text carries the class
+    cache, reports = tmp_path / "cache", tmp_path / "reports"
+    write_store(store_path("toy", cache), dataset="toy", config={"text": {}}, config_hash="t", versions={},
+                clips=clips, functionals={"text": ("text", text, made["text"][2])}, sequences={},
+                failures=pd.DataFrame([], columns=FAILURE_COLUMNS))
+    with FeatureStore.open(store_path("toy", cache)) as store:
+        for protocol in ("manifest", "speaker"):
+            fuse(store, "concat", protocol=protocol, out_root=cache, progress=False)
+    assert main(["evaluate", "--dataset", "toy", "--method", "concat", "--classifier", "logreg", "--protocol",
+                 "manifest", "--no-progress", "--cache-dir", str(cache), "--reports-dir", str(reports)]) == 0
+    assert "[speaker-overlapping split (the corpus's own)" in capsys.readouterr().out
+    metrics = json.loads((reports / "toy" / "metrics.json").read_text())
+    assert {(r["modality"], r["method"]) for r in metrics["results"]} == {("text", "concat")}
+    assert metrics["results"][0]["ua"] > 0.8 and not metrics.get("selected")
+    summary = evaluate("toy", "concat", "logreg", protocol="speaker", cache_dir=cache, reports_dir=reports,
+                       progress=False)
+    model = predict.load_model(summary["model"])
+    fitted = model.variants["none"]
+    assert fitted.modalities == ["text"] and predict.needed_modalities(fitted) == {"text"}
+    monkeypatch.setattr(predict, "clip_features", _fake_extract(cache, [], dataset="toy"))
+    wanted = clips.groupby("label").head(1)
+    table, _ = predict.predict_files(model, texts=list(wanted["clip_id"]))
+    np.testing.assert_allclose(table[fitted.labels].to_numpy(), fitted.predict_proba(text[wanted.index]), rtol=1e-6)
+    assert list(table["predicted"]) == list(wanted["label"])
+    with pytest.raises(EmofuseError, match="give the files to classify"):
+        predict.predict_files(model)
