@@ -22,6 +22,7 @@ from fusion.run import with_stip_words
 from fusion.speaker_norm import ADAPTIVE_LABEL, method_dir_name, speaker_statistics
 
 from .classifiers import CLASSIFIERS, make_classifier
+from .frames import SEQUENCE_CONSUMED
 
 SEED = 0
 
@@ -45,7 +46,9 @@ class Candidate:
     ----------
     modality : {"audio", "video", "text", "fused"}
     method : str
-        Fusion method (``fusion.methods.parse_method``), e.g. ``"mfa"``.
+        Fusion method (``fusion.methods.parse_method``), e.g. ``"mfa"``; ``"frames"``
+        (``classify.frames.SEQUENCE_METHOD``) for a sequence classifier, which reads the
+        modality's frame-level streams and no fusion output.
     params : tuple of (str, value)
         Fusion parameters, sorted by name (``fusion.methods.build_pipeline``).
     classifier : str
@@ -67,6 +70,11 @@ class Candidate:
     stip_bow: int = 0
 
     @property
+    def sequence(self) -> bool:
+        """Whether its classifier reads frame sequences (method ``frames``, no fusion)."""
+        return CLASSIFIERS[self.classifier].input == "sequence"
+
+    @property
     def method_dir(self) -> str:
         """The method's fused-output directory name, e.g. ``mfa-enrol8``."""
         return method_dir_name(self.method, self.speaker_norm)
@@ -79,6 +87,7 @@ class Candidate:
                      "params": dict(self.params), "speaker_norm": self.speaker_norm, "fusion": self.method,
                      "seed": self.seed}
         return (described | ({"stip_bow": self.stip_bow} if self.stip_bow else {})
+                | ({"consumed": SEQUENCE_CONSUMED} if self.sequence else {})
                 | ({"adaptation": ADAPTIVE_LABEL} if self.speaker_norm != "none" else {}))
 
     @classmethod
@@ -144,6 +153,9 @@ class FittedModel:
         Clips it was fitted on.
     stip_words : features.stip.StipBagOfWords or None
         The STIP codebook fitted on the training clips (``candidate.stip_bow``).
+    frame_families : dict
+        A sequence model's frame-level families and their column counts, in column order
+        (``classify.frames.frames_of``); it has no fusion step and no ``input_names``.
     """
 
     candidate: Candidate
@@ -154,6 +166,7 @@ class FittedModel:
     labels: list
     n_clips: int
     stip_words: object = None
+    frame_families: dict = field(default_factory=dict)
 
     @property
     def adaptive(self) -> bool:
@@ -178,11 +191,14 @@ class FittedModel:
         return with_stip_words((X, self.input_names, self.blocks), histograms)[0]
 
     def transform(self, X, enrolment=None) -> np.ndarray:
-        """The classifier's input for clips X [shape=(n, d)], as ``inputs`` returns them.
+        """The classifier's input for clips X [shape=(n, d)], as ``inputs`` returns them (a
+        sequence model: the clips' frame sequences, unchanged).
 
         ``enrolment`` [shape=(m, d)], as ``inputs`` returns them: clips of the same speaker
         whose statistics normalise ``X`` (required by, and only used by, an adaptive model).
         """
+        if self.fusion is None:
+            return list(X)
         X = np.asarray(X, dtype=np.float64)
         if self.adaptive:
             if enrolment is None or not len(enrolment):

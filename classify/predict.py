@@ -18,6 +18,7 @@ from features.runner import extract_clip
 from features.stip import DESCRIPTOR_NAMES
 from fusion.run import STIP_POINTS
 
+from .frames import frames_of
 from .model import SavedModel
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3", ".m4a"}
@@ -78,7 +79,8 @@ def clip_features(audio_path, video_path, text, config: dict) -> tuple:
 
 
 def model_inputs(fitted, features: dict, streams=None) -> np.ndarray:
-    """The model's fusion input for one clip [shape=(1, d)] (``FittedModel.inputs``).
+    """The model's fusion input for one clip [shape=(1, d)] (``FittedModel.inputs``); a
+    sequence model's: a list of the clip's frame sequence (``classify.frames.frames_of``).
 
     Parameters
     ----------
@@ -86,8 +88,11 @@ def model_inputs(fitted, features: dict, streams=None) -> np.ndarray:
     features : dict
         family -> (values [shape=(d,)], names), as ``clip_features`` returns.
     streams : dict, optional
-        family -> Stream; a STIP bag-of-words model reads ``stip_points``.
+        family -> Stream; a STIP bag-of-words model reads ``stip_points``, a sequence model
+        its frame-level families.
     """
+    if fitted.frame_families:  # a sequence model: the clip's frames
+        return [frames_of(streams or {}, list(fitted.frame_families), fitted.frame_families)]
     value_of = {name: value for values, names in features.values()
                 for name, value in zip(names, np.ravel(values))}
     missing = [name for name in fitted.input_names if name not in value_of]
@@ -154,7 +159,7 @@ def _inputs(fitted, items, texts, config) -> np.ndarray:
         if "text" in needed and not (text or "").strip():
             raise EmofuseError(f"{item or 'clip'}: the model reads text, give the clip's transcript (--text)")
         rows.append(model_inputs(fitted, *clip_features(*media, text if "text" in needed else None, config)))
-    return np.vstack(rows)
+    return [row[0] for row in rows] if fitted.frame_families else np.vstack(rows)
 
 
 def predict_files(model: SavedModel, paths=(), *, texts=None, enrol=None) -> tuple:

@@ -4,9 +4,12 @@ Within each outer fold of a protocol, every candidate (modality x fusion method 
 parameters x classifier, ``classify.model.Candidate``) is scored by speaker-grouped
 cross-validation over the fold's training speakers only (``GroupKFold`` with
 ``min(4, n_training_speakers)`` folds, UA = balanced accuracy).  Each inner split refits the
-whole candidate on its inner-training clips: speaker adaptation, the fusion pipeline (so the
-supervised MFA and zebra steps never see the inner-test clips), then the classifier; one
-fusion fit per (fusion configuration, inner split) serves every classifier.  The best
+whole candidate on its inner-training clips: a STIP codebook (``stip_bow``), speaker
+adaptation, the fusion pipeline (so the supervised MFA and zebra steps never see the
+inner-test clips), then the classifier; one fusion fit per (fusion configuration, inner split)
+serves every classifier.  Sequence classifiers named by the user (``bilstm_sa``, ``omsn``)
+compete too, as candidates of method ``frames``: they read the modality's frame-level streams
+(``classify.frames``), not a fusion output, and are scored by the same inner folds.  The best
 candidate is refitted on the outer fold's training speakers and scored once on its test
 speakers.  This is the model selection of Cawley & Talbot (2010), "On over-fitting in model
 selection and subsequent selection bias in performance evaluation" (JMLR 11); its outer scores
@@ -34,6 +37,7 @@ from fusion.run import (STIP_FAMILY, fit_stip_words, modality_matrix, stip_histo
 from fusion.speaker_norm import ADAPTIVE_LABEL, adapt
 
 from .classifiers import CLASSIFIERS
+from .frames import SEQUENCE_FAMILIES, SEQUENCE_METHOD, clip_frames, sequence_families
 from .metrics import fold_scores, summarise_folds
 from .model import FittedModel, fit_classifier
 
@@ -49,7 +53,9 @@ class Corpus:
 
     ``bow_inputs`` (modality -> input without the fixed ``stip`` encoding) and
     ``stip_points`` (row -> STIP descriptors of a clip with video) serve candidates with a
-    STIP bag of words, whose codebook is fitted on each training side.
+    STIP bag of words, whose codebook is fitted on each training side.  ``sequences``
+    (modality -> (per clip a frame sequence or None, {family: column count})) serve
+    sequence classifiers (``classify.frames``).
     """
 
     ids: np.ndarray
@@ -58,17 +64,27 @@ class Corpus:
     inputs: dict  # modality -> (X [shape=(n_clips, d)], input_names, blocks)
     bow_inputs: dict = field(default_factory=dict)
     stip_points: dict = field(default_factory=dict)
+    sequences: dict = field(default_factory=dict)
 
     @classmethod
-    def from_store(cls, store, modalities, *, stip_bow=False):
+    def from_store(cls, store, modalities, *, stip_bow=False, frames=()):
         """Functionals of ``modalities`` (audio, video, text, fused) as ``fusion.run`` builds
-        them; with ``stip_bow``, also the inputs and STIP points a bag of words needs."""
+        them; with ``stip_bow``, also the inputs and STIP points a bag of words needs; the
+        frame sequences of the modalities in ``frames``."""
         clips = store.clips
         inputs = {m: modality_matrix(store, m, skip=[]) for m in modalities}
         with_video = [m for m, (_, _, blocks) in inputs.items() if "video" in (b[0] for b in blocks)]
-        return cls(clips["clip_id"].to_numpy(str), clips["label"].to_numpy(str), clips["speaker"].to_numpy(str),
-                   inputs, {m: modality_matrix(store, m, skip=[STIP_FAMILY]) for m in with_video} if stip_bow else {},
-                   stip_points(store) if stip_bow and with_video else {})
+        corpus = cls(clips["clip_id"].to_numpy(str), clips["label"].to_numpy(str), clips["speaker"].to_numpy(str),
+                     inputs, {m: modality_matrix(store, m, skip=[STIP_FAMILY]) for m in with_video} if stip_bow else {},
+                     stip_points(store) if stip_bow and with_video else {})
+        for modality in frames:
+            rows = np.flatnonzero(corpus.present(modality))
+            sequences = [None] * len(corpus.ids)
+            found, widths = clip_frames(store, corpus.ids[rows], sequence_families(store, modality))
+            for i, sequence in zip(rows, found):
+                sequences[i] = sequence
+            corpus.sequences[modality] = (sequences, widths)
+        return corpus
 
     def present(self, modality) -> np.ndarray:
         """Clips with any feature of ``modality`` [shape=(n_clips,), dtype=bool]."""
@@ -128,12 +144,17 @@ def inner_splits(speakers, rows) -> list:
 
 def _fit_fusion(corpus, key, train, test):
     """[Fit a STIP codebook,] adapt, fit the fusion pipeline of ``key`` (``Candidate.fusion_key``)
-    on ``train``, transform.
+    on ``train``, transform.  A sequence key (method ``frames``) has no fusion: the clips' frame
+    sequences as they are.
 
-    Returns (pipeline, Z_train, Z_scored, scored mask).
+    Returns (pipeline or None, Z_train, Z_scored, scored mask).
     """
     present = corpus.present(key.modality)
     train, test = train & present, test & present
+    if key.method == SEQUENCE_METHOD:
+        sequences = corpus.sequences[key.modality][0]
+        return (None, [sequences[i] for i in np.flatnonzero(train)],
+                [sequences[i] for i in np.flatnonzero(test)] if test.any() else None, test)
     X, names, blocks, _ = corpus.fusion_input(key, train)
     Xa, scored = adapt(X, corpus.ids, corpus.speakers, train, test, key.speaker_norm, seed=key.seed)
     pipeline = build_pipeline(key.method, blocks, input_names=names, seed=key.seed, **dict(key.params))
@@ -277,6 +298,14 @@ def fit_model(corpus, candidate, rows=None) -> FittedModel:
     """
     key = candidate.fusion_key
     rows = corpus.present(candidate.modality) & (True if rows is None else rows)
+    if candidate.sequence:
+        _, sequences, _, _ = _fit_fusion(corpus, key, rows, np.zeros_like(rows))
+        estimator = fit_classifier(candidate.classifier, sequences, corpus.labels[rows], corpus.speakers[rows],
+                                   probabilities=True)
+        widths = corpus.sequences[candidate.modality][1]
+        blocks = [[m, 0] for m, families in SEQUENCE_FAMILIES.items() if set(families) & set(widths)]
+        return FittedModel(candidate, [], blocks, None, estimator, [str(c) for c in estimator.classes_],
+                           int(rows.sum()), frame_families=dict(widths))
     X, names, blocks, codebook = corpus.fusion_input(key, rows)
     Xa, _ = adapt(X, corpus.ids, corpus.speakers, rows, np.zeros_like(rows), candidate.speaker_norm)
     fusion = candidate.fusion(blocks, names)
@@ -289,9 +318,9 @@ def fit_model(corpus, candidate, rows=None) -> FittedModel:
 
 
 def selectable(classifier: str) -> bool:
-    """Whether nested selection can refit ``classifier`` on fused vectors (not frame
-    sequences, not audio and video blocks)."""
-    return CLASSIFIERS[classifier].input == "vector"
+    """Whether nested selection can refit ``classifier``: on fused vectors, or on frame
+    sequences (not on audio and video blocks)."""
+    return CLASSIFIERS[classifier].input in ("vector", "sequence")
 
 
 def selection_key(*parts) -> str:
