@@ -25,6 +25,9 @@ from .classifiers import CLASSIFIERS, make_classifier
 from .frames import SEQUENCE_CONSUMED
 
 SEED = 0
+MODEL_FORMAT = 2
+"""Version of ``SavedModel``'s content (2: text, STIP codebooks and frame models); an older
+``model.joblib`` is refitted by ``evaluate`` and refused by ``predict``."""
 
 
 class FusionKey(NamedTuple):
@@ -229,6 +232,8 @@ class SavedModel:
     selection : dict
         Per variant: the chosen candidate, its inner UA, ``how`` and ``key`` (a digest of
         what the choice depended on; an unchanged key skips refitting that variant).
+    format : int
+        ``MODEL_FORMAT`` of the code that wrote it.
     """
 
     dataset: str
@@ -236,6 +241,13 @@ class SavedModel:
     config_hash: str
     variants: dict
     selection: dict = field(default_factory=dict)
+    format: int = MODEL_FORMAT
+
+    @property
+    def current(self) -> bool:
+        """Whether it was written in this version's ``MODEL_FORMAT`` (an older pickle lacks
+        the attribute, or holds another number)."""
+        return vars(self).get("format") == MODEL_FORMAT
 
     def variant(self, enrolment: bool):
         """(model, note): the adaptive model when enrolment clips are given and it exists,

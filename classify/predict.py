@@ -37,7 +37,7 @@ def load_model(path) -> SavedModel:
     if not path.is_file():
         raise EmofuseError(f"no model at {path}; run `make evaluate DATASET=...` first")
     model = joblib.load(path)
-    if not isinstance(model, SavedModel):
+    if not isinstance(model, SavedModel) or not model.current:
         raise EmofuseError(f"{path}: not an emofuse model of this version; run `make evaluate` again")
     return model
 

@@ -190,3 +190,16 @@ def test_stip_candidates_need_video():
     corpus = make_corpus()
     with pytest.raises(EmofuseError, match="STIP bag of words needs video"):
         corpus.fusion_input(Candidate("audio", "concat", (), "logreg", stip_bow=4).fusion_key, corpus.present("audio"))
+
+
+def test_a_model_of_an_older_format_is_refused(tmp_path):
+    from classify.model import SavedModel
+    from classify.predict import load_model
+
+    model = SavedModel("toy", {}, "h", {})
+    joblib.dump(model, tmp_path / "model.joblib")
+    assert load_model(tmp_path / "model.joblib").current
+    del model.format  # as a model.joblib written before the format was recorded unpickles
+    joblib.dump(model, tmp_path / "model.joblib")
+    with pytest.raises(EmofuseError, match="not an emofuse model of this version"):
+        load_model(tmp_path / "model.joblib")
