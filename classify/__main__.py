@@ -81,7 +81,9 @@ def main(argv=None) -> int:
 
     predict = commands.add_parser("predict", help="print per-emotion probabilities of new files")
     predict.add_argument("model", type=Path, help="model.joblib written by `evaluate`")
-    predict.add_argument("files", nargs="+", type=Path, help="audio (wav, flac, ...) or video (mp4, ...) files")
+    predict.add_argument("files", nargs="*", type=Path, help="audio (wav, flac, ...) or video (mp4, ...) files")
+    predict.add_argument("--text", nargs="+", default=None, metavar="TRANSCRIPT",
+                         help="the clips' transcripts, one per file (alone for a text-only model)")
     predict.add_argument("--enrol", nargs="+", type=Path, default=None, metavar="DIR_OR_FILE",
                          help="unlabelled clips of the same speaker: the speaker-adaptive model normalises "
                               "with their statistics")
@@ -116,7 +118,7 @@ def main(argv=None) -> int:
         else:
             from .predict import load_model, predict_files
 
-            table, note = predict_files(load_model(args.model), args.files, enrol=args.enrol)
+            table, note = predict_files(load_model(args.model), args.files, texts=args.text, enrol=args.enrol)
             if note:
                 print(f"note: {note}", file=sys.stderr)
             print(table.to_string(float_format=lambda p: f"{p:.3f}"))

@@ -31,20 +31,20 @@ from extract.errors import EmofuseError
 from extract.atomic import atomic_path
 from features.store import FeatureStore, store_path
 from fusion.protocol import PROTOCOLS, shared_speakers, split_warning
+from fusion.run import store_modalities
 from fusion.speaker_norm import ADAPTIVE_LABEL, method_dir_name, parse_method_dir, parse_speaker_norm
 
 from . import report
-from .report import BASELINE_METHOD, MODALITY_ORDER, PROTOCOL_ORDER, SEQUENCE_METHOD
+from .report import BASELINE_METHOD, MODALITY_ORDER, PROTOCOL_ORDER
 from .classifiers import CLASSIFIERS, make_classifier, parse_classifiers
+from .frames import SEQUENCE_METHOD, clip_sequences, consumed, sequence_families
 from .metrics import fold_scores, summarise_folds
 from .model import Candidate, SavedModel, freeze_params
 from .select import Corpus, nested_selection, select_model, selectable, selection_key
 
 SEED = 0
 BASELINE_CLASSIFIER = "logreg"
-# Frame-level families the sequence classifier reads, per modality, resampled to the first.
-SEQUENCE_FAMILIES = {"audio": ("mfcc", "energy", "zcr", "pitch"), "video": ("hog",)}
-SEQUENCE_CONSUMED = "frame-level streams of the store; the fusion method is not used"
+BLOCKS_WITHOUT_TEXT = "the fold's audio and video outputs side by side; text is not used"
 MODEL_FILE = "model.joblib"
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def evaluate(dataset, method, classifiers, *, protocol=None, speaker_norm="none"
              reports_dir=Path("reports"), n_jobs=1, progress=True) -> dict:
     """Cross-validate classifiers on the fused folds of ``method``, select, write the report.
 
-    For each protocol evaluated, every modality (audio, video, fused) and classifier is
+    For each protocol evaluated, every modality (audio, video, text, fused) and classifier is
     scored on the fused folds, next to the eGeMAPS baseline on the same folds.  On a
     speaker-independent protocol, nested selection (``classify.select``) then chooses among
     every fused method of the protocol with the same adaptation (``speaker_norm``) x the
@@ -165,7 +165,8 @@ def evaluate(dataset, method, classifiers, *, protocol=None, speaker_norm="none"
 
 def selection_classifiers(spec) -> list:
     """The classifiers selection compares: the light ones of ``spec`` and the others named
-    in it explicitly (not through ``all``), that take fused vectors."""
+    in it explicitly (not through ``all``: each torch network multiplies the selection's cost
+    by its training time), that take fused vectors or frame sequences."""
     names = parse_classifiers(spec)
     tokens = spec.split(",") if isinstance(spec, str) else list(spec)
     named = {t.strip() for t in tokens} - {"all", "light"}
@@ -175,8 +176,9 @@ def selection_classifiers(spec) -> list:
 def protocol_candidates(fused_root: Path, protocol: str, folds: list, classifiers: list, mode="none") -> list:
     """The candidates of a protocol: each fused method directory of ``mode`` x modality x classifier.
 
-    A directory whose folds differ from ``folds`` (another seed) or whose video input is a
-    per-fold STIP bag of words (not refitted by selection) is left out, with a message.
+    A directory whose folds differ from ``folds`` (another seed) is left out, with a message.
+    A method fused with a STIP bag of words (``stip_bow``) gives candidates that refit the
+    codebook on each training side.
     """
     candidates = []
     for directory in sorted(p for p in Path(fused_root).iterdir() if (p / protocol / "folds.json").is_file()):
@@ -191,12 +193,9 @@ def protocol_candidates(fused_root: Path, protocol: str, folds: list, classifier
             if not meta_path.is_file():
                 continue
             meta = json.loads(meta_path.read_text())
-            if meta.get("stip_bow"):
-                log.warning("selection leaves out %s %s: per-fold STIP bags of words are not refitted inside "
-                            "training speakers", directory.name, modality)
-                continue
             params = freeze_params(meta.get("requested_params", {}))
-            candidates += [Candidate(modality, meta["method"], params, name, mode, int(meta.get("seed", 0)))
+            candidates += [Candidate(modality, meta["method"], params, name, mode, int(meta.get("seed", 0)),
+                                     int(meta.get("stip_bow") or 0))
                            for name in classifiers]
     return list(dict.fromkeys(candidates))
 
@@ -210,9 +209,16 @@ def select_protocol(store, fused_root, protocol, folds, classifiers, mode, exist
     """
     names = selection_classifiers(classifiers)
     if not names:
-        log.warning("no classifier of %s takes fused vectors: no nested selection", classifiers)
+        log.warning("no classifier of %s takes fused vectors or frame sequences: no nested selection", classifiers)
         return None
-    candidates = protocol_candidates(fused_root, protocol, folds, names, mode)
+    vector_names = [n for n in names if CLASSIFIERS[n].input == "vector"]
+    candidates = protocol_candidates(fused_root, protocol, folds, vector_names, mode) if vector_names else []
+    sequence_names = [n for n in names if CLASSIFIERS[n].input == "sequence"]
+    if sequence_names and mode != "none":
+        log.info("the sequence classifiers %s read frames without speaker adaptation: they are candidates of the "
+                 "selection without adaptation only", ", ".join(sequence_names))
+    elif sequence_names:  # once per distinct set of frame families, whatever the fused methods
+        candidates += [Candidate(m, SEQUENCE_METHOD, (), n) for m in frame_modalities(store) for n in sequence_names]
     if not candidates:
         return None
     clips = store.clips[["clip_id", "speaker", "label"]].astype(str).to_csv(index=False)
@@ -222,7 +228,9 @@ def select_protocol(store, fused_root, protocol, folds, classifiers, mode, exist
     if old and old.get("key") == key:
         log.info("nested selection of %s (%s) is up to date; reusing it", protocol, mode)
         return old
-    corpus = Corpus.from_store(store, sorted({c.modality for c in candidates}, key=MODALITY_ORDER.index))
+    corpus = Corpus.from_store(store, sorted({c.modality for c in candidates}, key=MODALITY_ORDER.index),
+                               stip_bow=any(c.stip_bow for c in candidates),
+                               frames={c.modality for c in candidates if c.sequence})
     try:
         figure = nested_selection(corpus, folds, candidates, n_jobs=n_jobs, progress=progress,
                                   desc=f"select {protocol} {mode}")
@@ -260,12 +268,14 @@ def save_model(store, metrics: dict, path: Path, *, n_jobs=1, progress=True):
     clips = store.clips[["clip_id", "speaker", "label"]].astype(str).to_csv(index=False)
     keys = {variant: selection_key(described, store.config_hash, clips) for variant, described in variants.items()}
     saved = joblib.load(path) if path.is_file() else None
-    saved = saved if isinstance(saved, SavedModel) else None
+    saved = saved if isinstance(saved, SavedModel) and saved.current else None
     if saved and {v: s.get("key") for v, s in saved.selection.items()} == keys:
         return {"protocol": protocol, **saved.selection}
     modalities = sorted({c["modality"] for described in variants.values() for c in described},
                         key=MODALITY_ORDER.index)
-    corpus = Corpus.from_store(store, modalities)
+    candidates = [Candidate.from_description(c) for described in variants.values() for c in described]
+    corpus = Corpus.from_store(store, modalities, stip_bow=any(c.stip_bow for c in candidates),
+                               frames={c.modality for c in candidates if c.sequence})
     fitted, selection = {}, {}
     for variant, described in variants.items():
         if saved and saved.selection.get(variant, {}).get("key") == keys[variant]:  # this variant is unchanged
@@ -304,7 +314,7 @@ def evaluate_protocol(store, protocol_dir: Path, method: str, names: list, *, wa
     its results are labelled with method ``frames`` (``SEQUENCE_METHOD``) whatever
     ``method`` is: evaluating two methods gives that row once, not twice under two names.
     A ``blocks`` classifier runs on the fused modality with the fold's audio and video
-    outputs side by side.  ``warning`` (a split that is not speaker-independent) and the
+    outputs side by side (labelled ``BLOCKS_WITHOUT_TEXT`` when the store also has text).  ``warning`` (a split that is not speaker-independent) and the
     adaptation label of an adaptive ``method`` go into every entry.
     """
     folds_file = json.loads((protocol_dir / "folds.json").read_text())
@@ -312,13 +322,13 @@ def evaluate_protocol(store, protocol_dir: Path, method: str, names: list, *, wa
     mode = parse_method_dir(method)[1]
     folds = {m: load_folds(protocol_dir / m) for m in MODALITY_ORDER if (protocol_dir / m).is_dir()}
     folds = {m: f for m, f in folds.items() if f}
-    runs = []
+    runs, framed = [], frame_modalities(store)
     for modality in folds:
         for name in names:
             spec = CLASSIFIERS[name]
             if spec.input == "blocks" and not (modality == "fused" and {"audio", "video"} <= folds.keys()):
                 continue
-            if spec.input == "sequence" and (not _sequence_families(store, modality) or mode.startswith("enrol")):
+            if spec.input == "sequence" and (modality not in framed or mode.startswith("enrol")):
                 continue  # enrolment folds lack the enrolment clips: frames are scored on the full folds
             runs.append((modality, name))
     results = []
@@ -328,15 +338,27 @@ def evaluate_protocol(store, protocol_dir: Path, method: str, names: list, *, wa
         fold_results = cross_validate(
             lambda: make_classifier(name, random_state=SEED, blocks=blocks), splits, groups=spec.groups)
         if spec.input == "sequence":
-            labels = {"consumed": SEQUENCE_CONSUMED}
+            labels = {"consumed": consumed(sequence_families(store, modality))}
             entry = _entry(protocol, modality, SEQUENCE_METHOD, name, fold_results)
         else:
             labels = {"adaptation": ADAPTIVE_LABEL, "speaker_norm": mode} if mode != "none" else {}
+            if spec.input == "blocks" and "text" in folds:
+                labels["consumed"] = BLOCKS_WITHOUT_TEXT
             entry = _entry(protocol, modality, method, name, fold_results)
         results.append(entry | labels | ({"warning": warning} if warning else {}))
         log.info("%s %s %s %s: UA %.3f over %d folds", protocol, modality, entry["method"], name,
                  entry["ua"], len(fold_results))
     return results
+
+
+def frame_modalities(store) -> list:
+    """The modalities whose frame sequences a sequence classifier reads, each set of frame
+    families once (an audio + text store's fused frames are its audio frames: ``audio`` only)."""
+    present = store_modalities(store)
+    modalities = {}
+    for modality in [*present, *(["fused"] if len(present) > 1 else [])]:
+        modalities.setdefault(tuple(sequence_families(store, modality)), modality)
+    return [m for families, m in modalities.items() if families]
 
 
 def evaluate_baseline(store, protocol_dir: Path, *, warning=None):
@@ -432,68 +454,6 @@ def _aligned(fold, side, ids) -> np.ndarray:
     return aligned
 
 
-def _sequence_families(store, modality) -> list:
-    stored = store.sequence_families()
-    modalities = ("audio", "video") if modality == "fused" else (modality,)
-    wanted = [f for m in modalities for f in SEQUENCE_FAMILIES[m]]
-    return [f for f in wanted if f in stored]
-
-
-def clip_sequences(store, clip_ids, modality) -> list:
-    """Frame-level feature sequences of clips, the families of ``modality`` side by side.
-
-    Parameters
-    ----------
-    store : FeatureStore
-    clip_ids : array-like of str
-    modality : {"audio", "video", "fused"}
-        Audio: MFCC, energy, ZCR and pitch streams; video: HOG; fused: both.
-
-    Returns
-    -------
-    sequences : list of np.ndarray [shape=(t_i, d), dtype=float32]
-        One per clip, on the frames of its stream with the lowest frame rate (fused: the
-        30 fps video); each other stream is averaged over the frames that fall in each of
-        those (NaN-aware, so a 100 fps audio stream gives the mean of about 3.3 frames).
-        A family the clip lacks (no video) and frames past a stream's end are NaN: the
-        network imputes them.
-    """
-    families = _sequence_families(store, modality)
-    streams = [[_stream_or_none(store, str(clip_id), f) for f in families] for clip_id in clip_ids]
-    widths = {f: s.values.shape[1] for row in streams for f, s in zip(families, row) if s is not None}
-    sequences = []
-    for clip_id, row in zip(clip_ids, streams):
-        present = [s for s in row if s is not None and len(s.values)]
-        if not present:
-            raise EmofuseError(f"clip {clip_id} has none of the frame-level families {families}")
-        reference = min(present, key=lambda s: s.frame_rate)
-        n_frames = len(reference.values)
-        sequences.append(np.hstack([
-            np.full((n_frames, widths[f]), np.nan, np.float32) if s is None
-            else _average_onto(s, n_frames, reference.frame_rate) for f, s in zip(families, row)]))
-    return sequences
-
-
-def _stream_or_none(store, clip_id, family):
-    try:
-        return store.sequence(clip_id, family)
-    except EmofuseError:  # the clip lacks this family (e.g. no face track)
-        return None
-
-
-def _average_onto(stream, n_frames: int, frame_rate: float) -> np.ndarray:
-    """Mean of the stream's finite values within each of ``n_frames`` frames at ``frame_rate`` Hz
-    (not above the stream's rate) [shape=(n_frames, d)]; NaN where a frame has none."""
-    target = np.minimum((np.arange(len(stream.values)) * frame_rate / stream.frame_rate).astype(int), n_frames - 1)
-    observed = np.isfinite(stream.values)
-    sums = np.zeros((n_frames, stream.values.shape[1]))
-    counts = np.zeros_like(sums)
-    np.add.at(sums, target, np.where(observed, stream.values, 0.0))
-    np.add.at(counts, target, observed)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (sums / counts).astype(np.float32)
-
-
 # ---------------------------------------------------------------------------------------------
 # The 2-D view of the fused space
 # ---------------------------------------------------------------------------------------------
@@ -504,7 +464,7 @@ def draw_fused_space(protocol_dir: Path, method: str, report_dir: Path):
 
     Uses the fused modality, or the only modality there is.  Returns the PNG path.
     """
-    modality = next(m for m in ("fused", "audio", "video") if (protocol_dir / m / "fold-0.npz").is_file())
+    modality = next(m for m in ("fused", *MODALITY_ORDER) if (protocol_dir / m / "fold-0.npz").is_file())
     fold = load_folds(protocol_dir / modality)[0]
     y_train = fold["y_train"].astype(str)
     n_features = fold["X_train"].shape[1]

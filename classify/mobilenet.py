@@ -19,7 +19,9 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from .networks import NetworkInputError, _torch_threads, _TorchClassifier
+from features.torch_threads import torch_threads
+
+from .networks import NetworkInputError, _TorchClassifier
 
 DEFAULT_BLOCKS = ((1, 16, 1, 1), (4, 24, 2, 2), (4, 32, 2, 2), (4, 64, 2, 2))
 """Inverted residual stages ``(expansion t, output channels c, repeats n, first stride s)``,
@@ -204,6 +206,6 @@ class MobileNetClassifier(_TorchClassifier):
         check_is_fitted(self, "network_")
         inputs = self._prepare(X, fitting=False)
         self.network_.eval()
-        with _torch_threads(self.n_threads), torch.no_grad():
+        with torch_threads(self.n_threads), torch.no_grad():
             return torch.cat([self.network_.encoder(inputs[start:start + 256])
                               for start in range(0, len(inputs), 256)]).numpy().astype(np.float64)

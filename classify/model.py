@@ -1,14 +1,16 @@
 """A whole emofuse method as one object: store columns -> emotion probabilities.
 
-A ``Candidate`` names a method (modality, fusion method and its parameters, speaker
-adaptation, classifier); ``FittedModel`` holds every step of one candidate fitted on some
-clips: speaker adaptation statistics of its training speakers, the fusion pipeline
-(imputation, scaling, optional PCA, zebra selection, MFA projection) and the classifier.
+A ``Candidate`` names a method (modality, fusion method and its parameters, STIP bag of
+words, speaker adaptation, classifier); ``FittedModel`` holds every step of one candidate
+fitted on some clips: the STIP codebook, the fusion pipeline (imputation, scaling, optional
+PCA, zebra selection, MFA projection) and the classifier; a speaker-adaptive model normalises
+with statistics of the speaker's enrolment clips.
 ``SavedModel`` is what ``model.joblib`` holds: the chosen non-adaptive model and, when
 adaptive candidates were evaluated, the chosen speaker-adaptive one.
 """
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
@@ -16,11 +18,27 @@ from sklearn.model_selection import GroupKFold
 
 from extract.errors import EmofuseError
 from fusion.methods import build_pipeline
+from fusion.run import with_stip_words
 from fusion.speaker_norm import ADAPTIVE_LABEL, method_dir_name, speaker_statistics
 
 from .classifiers import CLASSIFIERS, make_classifier
+from .frames import SEQUENCE_CONSUMED
 
 SEED = 0
+MODEL_FORMAT = 2
+"""Version of ``SavedModel``'s content (2: text, STIP codebooks and frame models); an older
+``model.joblib`` is refitted by ``evaluate`` and refused by ``predict``."""
+
+
+class FusionKey(NamedTuple):
+    """The fusion configuration of candidates: one fusion fit serves all their classifiers."""
+
+    modality: str
+    method: str
+    params: tuple
+    speaker_norm: str
+    seed: int
+    stip_bow: int
 
 
 @dataclass(frozen=True)
@@ -29,16 +47,21 @@ class Candidate:
 
     Attributes
     ----------
-    modality : {"audio", "video", "fused"}
+    modality : {"audio", "video", "text", "fused"}
     method : str
-        Fusion method (``fusion.methods.parse_method``), e.g. ``"mfa"``.
+        Fusion method (``fusion.methods.parse_method``), e.g. ``"mfa"``; ``"frames"``
+        (``classify.frames.SEQUENCE_METHOD``) for a sequence classifier, which reads the
+        modality's frame-level streams and no fusion output.
     params : tuple of (str, value)
         Fusion parameters, sorted by name (``fusion.methods.build_pipeline``).
     classifier : str
         Registered classifier name.
     speaker_norm : {"none", "all", "enrol:K"}
     seed : int
-        Seed of the fusion steps and of the enrolment draw.
+        Seed of the fusion steps, the STIP codebook and the enrolment draw.
+    stip_bow : int
+        Words of a STIP bag of words fitted on the training clips, which replaces the fixed
+        ``stip`` encoding in the video block (``fusion.run.fuse``'s ``stip_bow``); 0: none.
     """
 
     modality: str
@@ -47,6 +70,12 @@ class Candidate:
     classifier: str
     speaker_norm: str = "none"
     seed: int = 0
+    stip_bow: int = 0
+
+    @property
+    def sequence(self) -> bool:
+        """Whether its classifier reads frame sequences (method ``frames``, no fusion)."""
+        return CLASSIFIERS[self.classifier].input == "sequence"
 
     @property
     def method_dir(self) -> str:
@@ -55,22 +84,26 @@ class Candidate:
 
     def describe(self) -> dict:
         """JSON form: modality, method (directory name), classifier, params, speaker_norm,
-        fusion (the method string), seed and, when adaptive, the adaptation label."""
+        fusion (the method string), seed, ``stip_bow`` when used and, when adaptive, the
+        adaptation label."""
         described = {"modality": self.modality, "method": self.method_dir, "classifier": self.classifier,
                      "params": dict(self.params), "speaker_norm": self.speaker_norm, "fusion": self.method,
                      "seed": self.seed}
-        return described | ({"adaptation": ADAPTIVE_LABEL} if self.speaker_norm != "none" else {})
+        return (described | ({"stip_bow": self.stip_bow} if self.stip_bow else {})
+                | ({"consumed": SEQUENCE_CONSUMED} if self.sequence else {})
+                | ({"adaptation": ADAPTIVE_LABEL} if self.speaker_norm != "none" else {}))
 
     @classmethod
     def from_description(cls, described: dict):
         """The candidate ``describe`` wrote."""
         return cls(described["modality"], described["fusion"], freeze_params(described["params"]),
-                   described["classifier"], described["speaker_norm"], described["seed"])
+                   described["classifier"], described["speaker_norm"], described["seed"],
+                   described.get("stip_bow", 0))
 
     @property
-    def fusion_key(self) -> tuple:
-        """What its fusion fit depends on: (modality, method, params, speaker_norm, seed)."""
-        return self.modality, self.method, self.params, self.speaker_norm, self.seed
+    def fusion_key(self) -> "FusionKey":
+        """What its fusion fit depends on (every field but the classifier)."""
+        return FusionKey(self.modality, self.method, self.params, self.speaker_norm, self.seed, self.stip_bow)
 
     def fusion(self, blocks, input_names=None):
         """A fresh, unfitted fusion pipeline of this candidate for input ``blocks`` (columns
@@ -112,6 +145,8 @@ class FittedModel:
     candidate : Candidate
     input_names : list of str
         Store functional columns the model reads, in order.
+    blocks : list of [str, int]
+        Modality and column count of each block of ``input_names`` (``fusion.run.modality_matrix``).
     fusion : fusion.methods.SpeakerPipeline
         Fitted on the (adapted) training clips.
     estimator : fitted classifier with ``predict_proba``
@@ -119,26 +154,54 @@ class FittedModel:
         Emotion classes, in ``predict_proba`` column order.
     n_clips : int
         Clips it was fitted on.
+    stip_words : features.stip.StipBagOfWords or None
+        The STIP codebook fitted on the training clips (``candidate.stip_bow``).
+    frame_families : dict
+        A sequence model's frame-level families and their column counts, in column order
+        (``classify.frames.frames_of``); it has no fusion step and no ``input_names``.
     """
 
     candidate: Candidate
     input_names: list
+    blocks: list
     fusion: object
     estimator: object
     labels: list
     n_clips: int
+    stip_words: object = None
+    frame_families: dict = field(default_factory=dict)
 
     @property
     def adaptive(self) -> bool:
         """Whether inputs must be normalised with the speaker's own statistics."""
         return self.candidate.speaker_norm != "none"
 
-    def transform(self, X, enrolment=None) -> np.ndarray:
-        """The classifier's input for clips X [shape=(n, len(input_names))].
+    @property
+    def modalities(self) -> list:
+        """The modalities a clip must carry: ``audio``, ``video``, ``text``, in block order."""
+        return [modality for modality, _ in self.blocks]
 
-        ``enrolment`` [shape=(m, len(input_names))]: clips of the same speaker whose
-        statistics normalise ``X`` (required by, and only used by, an adaptive model).
+    def inputs(self, X, stip_points=None) -> np.ndarray:
+        """The fusion input of clips: store columns X [shape=(n, len(input_names))] and, for
+        a STIP bag-of-words model, each clip's STIP descriptors (list of [shape=(n_i, 48)])
+        whose word histograms join the video block [shape=(n, len(input_names) + n_words)]."""
+        X = np.asarray(X, dtype=np.float64)
+        if self.stip_words is None:
+            return X
+        if stip_points is None or len(stip_points) != len(X):
+            raise EmofuseError("this model encodes STIP points with its codebook: give each clip's STIP points")
+        histograms = self.stip_words.transform(list(stip_points))
+        return with_stip_words((X, self.input_names, self.blocks), histograms)[0]
+
+    def transform(self, X, enrolment=None) -> np.ndarray:
+        """The classifier's input for clips X [shape=(n, d)], as ``inputs`` returns them (a
+        sequence model: the clips' frame sequences, unchanged).
+
+        ``enrolment`` [shape=(m, d)], as ``inputs`` returns them: clips of the same speaker
+        whose statistics normalise ``X`` (required by, and only used by, an adaptive model).
         """
+        if self.fusion is None:
+            return list(X)
         X = np.asarray(X, dtype=np.float64)
         if self.adaptive:
             if enrolment is None or not len(enrolment):
@@ -148,7 +211,8 @@ class FittedModel:
         return np.asarray(self.fusion.transform(X), dtype=np.float32)
 
     def predict_proba(self, X, enrolment=None) -> np.ndarray:
-        """Per-class probabilities [shape=(n, n_labels)], columns in ``labels`` order."""
+        """Per-class probabilities [shape=(n, n_labels)], columns in ``labels`` order, of
+        clips X (and ``enrolment``) as ``inputs`` returns them."""
         return self.estimator.predict_proba(self.transform(X, enrolment))
 
 
@@ -168,6 +232,8 @@ class SavedModel:
     selection : dict
         Per variant: the chosen candidate, its inner UA, ``how`` and ``key`` (a digest of
         what the choice depended on; an unchanged key skips refitting that variant).
+    format : int
+        ``MODEL_FORMAT`` of the code that wrote it.
     """
 
     dataset: str
@@ -175,6 +241,13 @@ class SavedModel:
     config_hash: str
     variants: dict
     selection: dict = field(default_factory=dict)
+    format: int = MODEL_FORMAT
+
+    @property
+    def current(self) -> bool:
+        """Whether it was written in this version's ``MODEL_FORMAT`` (an older pickle lacks
+        the attribute, or holds another number)."""
+        return vars(self).get("format") == MODEL_FORMAT
 
     def variant(self, enrolment: bool):
         """(model, note): the adaptive model when enrolment clips are given and it exists,

@@ -16,7 +16,6 @@ weights of the best epoch.  Seeding happens inside a forked torch RNG and the th
 restored afterwards, so fitting leaves torch's global state as it found it.
 """
 
-import contextlib
 import math
 
 import numpy as np
@@ -31,6 +30,7 @@ from torch.nn.utils.rnn import pad_sequence
 from tqdm import tqdm
 
 from extract.errors import EmofuseError
+from features.torch_threads import torch_threads
 
 __all__ = [
     "NetworkInputError",
@@ -88,17 +88,6 @@ def _standardise(X, mean, scale):
     return np.nan_to_num((X - mean) / scale, nan=0.0).astype(np.float32)
 
 
-@contextlib.contextmanager
-def _torch_threads(n_threads):
-    """Run torch on ``n_threads`` threads, restoring the previous thread count afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 # ---------------------------------------------------------------------------------------------
 # Shared estimator: labels, training loop with early stopping, prediction
 # ---------------------------------------------------------------------------------------------
@@ -133,7 +122,7 @@ class _TorchClassifier(ClassifierMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         train_index, val_index = self._validation_split(codes, rng)
         targets = torch.as_tensor(codes, dtype=torch.long)
-        with _torch_threads(self.n_threads), torch.random.fork_rng(devices=[]):
+        with torch_threads(self.n_threads), torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(rng.randint(2**31 - 1)))
             self.network_ = self._build_network(len(self.classes_))
             self.n_epochs_, self.best_validation_loss_ = self._train(
@@ -204,7 +193,7 @@ class _TorchClassifier(ClassifierMixin, BaseEstimator):
         """Class probabilities ``np.ndarray [shape=(n, n_classes)]``, columns as ``classes_``."""
         check_is_fitted(self, "network_")
         inputs = self._prepare(X, fitting=False)
-        with _torch_threads(self.n_threads):
+        with torch_threads(self.n_threads):
             logits = self._logits(inputs, np.arange(len(inputs)))
         return torch.softmax(logits, dim=1).numpy().astype(np.float64)
 
@@ -756,6 +745,6 @@ class AttentionFusionClassifier(_TabularClassifier):
         check_is_fitted(self, "network_")
         inputs = self._prepare(X, fitting=False)
         self.network_.eval()
-        with _torch_threads(self.n_threads), torch.no_grad():
+        with torch_threads(self.n_threads), torch.no_grad():
             omega = self.network_.fuse(inputs)[1]
         return omega.numpy().astype(np.float64)

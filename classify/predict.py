@@ -1,9 +1,10 @@
-"""Emotion probabilities of new audio or video files, from the model ``evaluate`` saved.
+"""Emotion probabilities of new clips (audio, video, transcripts), from the model ``evaluate`` saved.
 
-The path of one file: ``features.runner.extract_file_features`` (the clip-level functionals
-the store holds, computed with the store's own feature configuration) -> the model's input
-columns -> [speaker adaptation with the enrolment clips' statistics] -> the fitted fusion
-pipeline -> the classifier's ``predict_proba``: exactly the steps that were evaluated.
+The path of one clip: ``features.runner.extract_clip`` (the clip-level functionals and
+streams the store holds, computed with the store's own feature configuration) -> the model's
+input columns [and the word histogram of its STIP points, by the model's codebook] ->
+[speaker adaptation with the enrolment clips' statistics] -> the fitted fusion pipeline ->
+the classifier's ``predict_proba``: exactly the steps that were evaluated.
 """
 
 from pathlib import Path
@@ -13,8 +14,11 @@ import numpy as np
 import pandas as pd
 
 from extract.errors import EmofuseError
-from features.runner import extract_file_features
+from features.runner import extract_clip
+from features.stip import DESCRIPTOR_NAMES
+from fusion.run import STIP_POINTS
 
+from .frames import frames_of
 from .model import SavedModel
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3", ".m4a"}
@@ -33,33 +37,75 @@ def load_model(path) -> SavedModel:
     if not path.is_file():
         raise EmofuseError(f"no model at {path}; run `make evaluate DATASET=...` first")
     model = joblib.load(path)
-    if not isinstance(model, SavedModel):
+    if not isinstance(model, SavedModel) or not model.current:
         raise EmofuseError(f"{path}: not an emofuse model of this version; run `make evaluate` again")
     return model
 
 
 def needed_modalities(fitted) -> set:
-    """``{"audio"}``, ``{"video"}`` or both: what a file must carry for a ``FittedModel``."""
-    modality = fitted.candidate.modality
-    return {"audio", "video"} if modality == "fused" else {modality}
+    """What a clip must carry for a ``FittedModel``: a subset of ``{"audio", "video", "text"}``."""
+    return set(fitted.modalities)
 
 
-def model_inputs(fitted, features: dict) -> np.ndarray:
-    """The model's input columns for one clip [shape=(1, len(fitted.input_names))].
+def clip_features(audio_path, video_path, text, config: dict) -> tuple:
+    """The functionals and streams of one new clip, computed as the store's were.
+
+    Parameters
+    ----------
+    audio_path, video_path : str or None
+    text : str or None
+        The clip's transcript.
+    config : dict
+        The store's feature configuration.
+
+    Returns
+    -------
+    functionals : dict
+        family -> (values [shape=(d,)], names).
+    streams : dict
+        family -> features.stream.Stream (frame-level families, ``stip_points``).
+
+    Raises
+    ------
+    EmofuseError
+        A given modality failed (the message names the file).
+    """
+    result = extract_clip({"clip_id": "file", "audio_path": str(audio_path or ""),
+                           "video_path": str(video_path or ""), "text": text or ""}, config)
+    if result.failures:
+        raise EmofuseError("; ".join(f"{path}: {message}" for _, path, message in result.failures))
+    return ({family: (values, names) for family, (_, values, names) in result.functionals.items()},
+            {family: stream for family, (_, stream) in result.streams.items()})
+
+
+def model_inputs(fitted, features: dict, streams=None) -> np.ndarray:
+    """The model's fusion input for one clip [shape=(1, d)] (``FittedModel.inputs``); a
+    sequence model's: a list of the clip's frame sequence (``classify.frames.frames_of``).
 
     Parameters
     ----------
     fitted : classify.model.FittedModel
     features : dict
-        family -> (values [shape=(d,)], names), as ``extract_file_features`` returns.
+        family -> (values [shape=(d,)], names), as ``clip_features`` returns.
+    streams : dict, optional
+        family -> Stream; a STIP bag-of-words model reads ``stip_points``, a sequence model
+        its frame-level families.
     """
+    if fitted.frame_families:  # a sequence model: the clip's frames
+        return [frames_of(streams or {}, list(fitted.frame_families), fitted.frame_families)]
     value_of = {name: value for values, names in features.values()
                 for name, value in zip(names, np.ravel(values))}
     missing = [name for name in fitted.input_names if name not in value_of]
     if missing:
         raise EmofuseError(f"the file's features lack {len(missing)} of the model's "
                            f"{fitted.candidate.modality} inputs, e.g. {missing[:3]}")
-    return np.array([[value_of[name] for name in fitted.input_names]], dtype=np.float64)
+    X = np.array([[value_of[name] for name in fitted.input_names]], dtype=np.float64)
+    if fitted.stip_words is None:
+        return fitted.inputs(X)
+    stream = (streams or {}).get(STIP_POINTS)
+    if stream is None:
+        raise EmofuseError("the model encodes the clip's STIP points, and the file gave none")
+    return fitted.inputs(X, [stream.values[:, [stream.names.index(n) for n in DESCRIPTOR_NAMES]]])
 
 
 def _media_of(item: str, needed) -> tuple:
@@ -104,14 +150,20 @@ def enrolment_files(items, needed) -> list:
     return files
 
 
-def _inputs(fitted, items, config) -> np.ndarray:
+def _inputs(fitted, items, texts, config) -> np.ndarray:
+    """Fusion inputs of clips: media ``items`` (FILE arguments, or None each) with ``texts``."""
     needed = needed_modalities(fitted)
-    rows = [model_inputs(fitted, extract_file_features(*_media_of(item, needed), config)) for item in items]
-    return np.vstack(rows)
+    rows = []
+    for item, text in zip(items, texts):
+        media = _media_of(item, needed) if item is not None and needed - {"text"} else (None, None)
+        if "text" in needed and not (text or "").strip():
+            raise EmofuseError(f"{item or 'clip'}: the model reads text, give the clip's transcript (--text)")
+        rows.append(model_inputs(fitted, *clip_features(*media, text if "text" in needed else None, config)))
+    return [row[0] for row in rows] if fitted.frame_families else np.vstack(rows)
 
 
-def predict_files(model: SavedModel, paths, *, enrol=None) -> tuple:
-    """Per-emotion probabilities of each file.
+def predict_files(model: SavedModel, paths=(), *, texts=None, enrol=None) -> tuple:
+    """Per-emotion probabilities of each clip.
 
     Parameters
     ----------
@@ -120,23 +172,47 @@ def predict_files(model: SavedModel, paths, *, enrol=None) -> tuple:
     paths : list of str or Path
         Audio files (wav, flac, ...) or videos with a sound track (mp4, ...), or an audio
         file and a video of the same clip joined by ``+`` (``take.wav+take.mp4``).  A video
-        model needs videos; an audio model takes the sound track of a video.
+        model needs videos; an audio model takes the sound track of a video.  Empty for a
+        text-only model.
+    texts : list of str, optional
+        The clips' transcripts, one per path (or the clips themselves for a text-only
+        model); required by a model that reads text.
     enrol : list of str or Path, optional
         Unlabelled clips (files or folders) of the speaker of ``paths``: the model's
         speaker-adaptive variant normalises with their statistics.
 
     Returns
     -------
-    probabilities : pd.DataFrame [shape=(n_files, n_emotions + 1)]
-        Indexed by file; one column per emotion (rows sum to 1) and ``predicted``.
+    probabilities : pd.DataFrame [shape=(n_clips, n_emotions + 1)]
+        Indexed by file (or transcript); one column per emotion (rows sum to 1) and ``predicted``.
     note : str or None
         Which variant was used when it is not the one asked for (no adaptive variant, or
         no enrolment clips for a model that has one).
+
+    Raises
+    ------
+    EmofuseError
+        No clip, transcripts that do not match the files one to one, or a clip that lacks
+        what the model reads.
     """
+    paths, texts = [str(p) for p in paths], list(texts or [])
+    if not paths and not texts:
+        raise EmofuseError("give the files to classify (and --text transcripts for a model that reads text)")
+    if paths and texts and len(paths) != len(texts):
+        raise EmofuseError(f"{len(texts)} transcripts for {len(paths)} files: give one --text per file")
     fitted, note = model.variant(enrolment=bool(enrol))
-    enrolment = _inputs(fitted, enrolment_files(enrol, needed_modalities(fitted)), model.feature_config) \
-        if fitted.adaptive else None
-    probabilities = fitted.predict_proba(_inputs(fitted, map(str, paths), model.feature_config), enrolment)
-    table = pd.DataFrame(probabilities, columns=fitted.labels, index=[str(p) for p in paths])
+    if not paths and needed_modalities(fitted) - {"text"}:
+        raise EmofuseError(f"the model reads {', '.join(fitted.modalities)}: give the clips' files")
+    items = paths or [None] * len(texts)
+    texts = texts or [None] * len(paths)
+    enrolment = None
+    if fitted.adaptive:
+        if "text" in needed_modalities(fitted):
+            raise EmofuseError("the speaker-adaptive model reads text, and enrolment clips carry no transcripts; "
+                               "predict without --enrol")
+        files = enrolment_files(enrol, needed_modalities(fitted))
+        enrolment = _inputs(fitted, files, [None] * len(files), model.feature_config)
+    probabilities = fitted.predict_proba(_inputs(fitted, items, texts, model.feature_config), enrolment)
+    table = pd.DataFrame(probabilities, columns=fitted.labels, index=paths or texts)
     table["predicted"] = table[fitted.labels].idxmax(axis=1)
     return table, note

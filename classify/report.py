@@ -22,13 +22,14 @@ from matplotlib.figure import Figure
 from extract.atomic import atomic_path
 from fusion.speaker_norm import ADAPTIVE_LABEL, enrol_count, parse_method_dir
 
+from .frames import SEQUENCE_METHOD
+
 SCHEMA = "emofuse-metrics/1"
 PROTOCOL_ORDER = ("speaker", "loso", "manifest", "random")
-MODALITY_ORDER = ("audio", "video", "fused")
+MODALITY_ORDER = ("audio", "video", "text", "fused")
 RESULT_KEY = ("protocol", "modality", "method", "classifier")
 RANDOM_PROTOCOL = "random"
 BASELINE_METHOD = "egemaps-baseline"
-SEQUENCE_METHOD = "frames"  # what sequence classifiers consume instead of a fusion output
 READING_GUIDE = (
     "Scores are percentages, mean ± standard deviation over folds (ddof = 1). **UA** is the unweighted "
     "average recall (mean per-class recall, balanced accuracy); **accuracy** is overall accuracy (what "
@@ -219,7 +220,8 @@ def _results_table(entries: list) -> list:
 
 
 def _chosen_text(chosen: dict) -> str:
-    params = ", ".join(f"{k}={v}" for k, v in chosen["params"].items())
+    words = {"stip_bow": chosen["stip_bow"]} if chosen.get("stip_bow") else {}
+    params = ", ".join(f"{k}={v}" for k, v in {**chosen["params"], **words}.items())
     return (f"{chosen['modality']} / {chosen['method']}{f' ({params})' if params else ''} / "
             f"{chosen['classifier']}")
 

@@ -4,9 +4,12 @@ Within each outer fold of a protocol, every candidate (modality x fusion method 
 parameters x classifier, ``classify.model.Candidate``) is scored by speaker-grouped
 cross-validation over the fold's training speakers only (``GroupKFold`` with
 ``min(4, n_training_speakers)`` folds, UA = balanced accuracy).  Each inner split refits the
-whole candidate on its inner-training clips: speaker adaptation, the fusion pipeline (so the
-supervised MFA and zebra steps never see the inner-test clips), then the classifier; one
-fusion fit per (fusion configuration, inner split) serves every classifier.  The best
+whole candidate on its inner-training clips: a STIP codebook (``stip_bow``), speaker
+adaptation, the fusion pipeline (so the supervised MFA and zebra steps never see the
+inner-test clips), then the classifier; one fusion fit per (fusion configuration, inner split)
+serves every classifier.  Sequence classifiers named by the user (``bilstm_sa``, ``omsn``)
+compete too, as candidates of method ``frames``: they read the modality's frame-level streams
+(``classify.frames``), not a fusion output, and are scored by the same inner folds.  The best
 candidate is refitted on the outer fold's training speakers and scored once on its test
 speakers.  This is the model selection of Cawley & Talbot (2010), "On over-fitting in model
 selection and subsequent selection bias in performance evaluation" (JMLR 11); its outer scores
@@ -20,7 +23,7 @@ and refits the winner on all of them: the model ``predict`` uses.
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -29,10 +32,12 @@ from tqdm import tqdm
 
 from extract.errors import EmofuseError
 from fusion.methods import build_pipeline
-from fusion.run import modality_matrix
+from fusion.run import (STIP_FAMILY, fit_stip_words, modality_matrix, stip_histograms, stip_points,
+                        with_stip_words)
 from fusion.speaker_norm import ADAPTIVE_LABEL, adapt
 
 from .classifiers import CLASSIFIERS
+from .frames import SEQUENCE_FAMILIES, SEQUENCE_METHOD, clip_frames, sequence_families
 from .metrics import fold_scores, summarise_folds
 from .model import FittedModel, fit_classifier
 
@@ -44,27 +49,70 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Corpus:
-    """The store's clips as selection reads them: one input matrix per modality."""
+    """The store's clips as selection reads them: one input matrix per modality.
+
+    ``bow_inputs`` (modality -> input without the fixed ``stip`` encoding) and
+    ``stip_points`` (row -> STIP descriptors of a clip with video) serve candidates with a
+    STIP bag of words, whose codebook is fitted on each training side.  ``sequences``
+    (modality -> (per clip a frame sequence or None, {family: column count})) serve
+    sequence classifiers (``classify.frames``).
+    """
 
     ids: np.ndarray
     labels: np.ndarray
     speakers: np.ndarray
     inputs: dict  # modality -> (X [shape=(n_clips, d)], input_names, blocks)
+    bow_inputs: dict = field(default_factory=dict)
+    stip_points: dict = field(default_factory=dict)
+    sequences: dict = field(default_factory=dict)
 
     @classmethod
-    def from_store(cls, store, modalities):
-        """Functionals of ``modalities`` (audio, video, fused) as ``fusion.run`` builds them."""
+    def from_store(cls, store, modalities, *, stip_bow=False, frames=()):
+        """Functionals of ``modalities`` (audio, video, text, fused) as ``fusion.run`` builds
+        them; with ``stip_bow``, also the inputs and STIP points a bag of words needs; the
+        frame sequences of the modalities in ``frames``."""
         clips = store.clips
-        return cls(clips["clip_id"].to_numpy(str), clips["label"].to_numpy(str), clips["speaker"].to_numpy(str),
-                   {m: modality_matrix(store, m, skip=[]) for m in modalities})
+        inputs = {m: modality_matrix(store, m, skip=[]) for m in modalities}
+        with_video = [m for m, (_, _, blocks) in inputs.items() if "video" in (b[0] for b in blocks)]
+        corpus = cls(clips["clip_id"].to_numpy(str), clips["label"].to_numpy(str), clips["speaker"].to_numpy(str),
+                     inputs, {m: modality_matrix(store, m, skip=[STIP_FAMILY]) for m in with_video} if stip_bow else {},
+                     stip_points(store) if stip_bow and with_video else {})
+        for modality in frames:
+            rows = np.flatnonzero(corpus.present(modality))
+            sequences = [None] * len(corpus.ids)
+            found, widths = clip_frames(store, corpus.ids[rows], sequence_families(store, modality))
+            for i, sequence in zip(rows, found):
+                sequences[i] = sequence
+            corpus.sequences[modality] = (sequences, widths)
+        return corpus
 
     def present(self, modality) -> np.ndarray:
         """Clips with any feature of ``modality`` [shape=(n_clips,), dtype=bool]."""
         return np.isfinite(self.inputs[modality][0]).any(axis=1)
 
+    def fusion_input(self, key, train) -> tuple:
+        """The fusion input of the candidates of ``key`` (``Candidate.fusion_key``) when
+        ``train`` [shape=(n_clips,), bool] are the training clips.
+
+        Returns (X [shape=(n_clips, d)], input_names, blocks, STIP codebook or None); with a
+        bag of words, the words of a codebook fitted on ``train`` join the video block.
+        """
+        if not key.stip_bow:
+            return (*self.inputs[key.modality], None)
+        if key.modality not in self.bow_inputs:
+            raise EmofuseError(f"a STIP bag of words needs video, and the {key.modality} input has none")
+        codebook = fit_stip_words(self.stip_points, train & self.present(key.modality), key.stip_bow, key.seed)
+        histograms = stip_histograms(codebook, self.stip_points, len(self.ids))
+        return (*with_stip_words(self.bow_inputs[key.modality], histograms), codebook)
+
+    def store_columns(self, key) -> tuple:
+        """(input_names, blocks) of the store columns the candidates of ``key`` read (without
+        the STIP words a bag of words adds)."""
+        return (self.bow_inputs if key.stip_bow else self.inputs)[key.modality][1:]
+
 
 def group_candidates(candidates) -> dict:
-    """Candidates by fusion configuration: (modality, method, params, speaker_norm, seed) ->
+    """Candidates by fusion configuration (``Candidate.fusion_key``) ->
     [(index, classifier)], so one fusion fit serves all of its classifiers."""
     groups = {}
     for index, candidate in enumerate(candidates):
@@ -95,24 +143,30 @@ def inner_splits(speakers, rows) -> list:
 
 
 def _fit_fusion(corpus, key, train, test):
-    """Adapt, fit the fusion pipeline of ``key`` (``Candidate.fusion_key``) on ``train``, transform.
+    """[Fit a STIP codebook,] adapt, fit the fusion pipeline of ``key`` (``Candidate.fusion_key``)
+    on ``train``, transform.  A sequence key (method ``frames``) has no fusion: the clips' frame
+    sequences as they are.
 
-    Returns (pipeline, Z_train, Z_scored, scored mask).
+    Returns (pipeline or None, Z_train, Z_scored, scored mask).
     """
-    modality, method, params, speaker_norm, seed = key
-    X, names, blocks = corpus.inputs[modality]
-    present = corpus.present(modality)
+    present = corpus.present(key.modality)
     train, test = train & present, test & present
-    Xa, scored = adapt(X, corpus.ids, corpus.speakers, train, test, speaker_norm, seed=seed)
-    pipeline = build_pipeline(method, blocks, input_names=names, seed=seed, **dict(params))
+    if key.method == SEQUENCE_METHOD:
+        sequences = corpus.sequences[key.modality][0]
+        return (None, [sequences[i] for i in np.flatnonzero(train)],
+                [sequences[i] for i in np.flatnonzero(test)] if test.any() else None, test)
+    X, names, blocks, _ = corpus.fusion_input(key, train)
+    Xa, scored = adapt(X, corpus.ids, corpus.speakers, train, test, key.speaker_norm, seed=key.seed)
+    pipeline = build_pipeline(key.method, blocks, input_names=names, seed=key.seed, **dict(key.params))
     pipeline.fit(Xa[train], corpus.labels[train], groups=corpus.speakers[train])
-    Z_scored = pipeline.transform(Xa[scored]) if scored.any() else None
-    return pipeline, pipeline.transform(Xa[train]), Z_scored, scored
+    # float32, as the fused folds and the saved model hold them
+    Z_scored = np.asarray(pipeline.transform(Xa[scored]), np.float32) if scored.any() else None
+    return pipeline, np.asarray(pipeline.transform(Xa[train]), np.float32), Z_scored, scored
 
 
 def _inner_scores(corpus, key, classifiers, rows):
     """Per classifier of one fusion configuration: inner UA of each inner split of ``rows``."""
-    present = corpus.present(key[0])
+    present = corpus.present(key.modality)
     labels = sorted(set(corpus.labels.tolist()))
     scores = {name: [] for _, name in classifiers}
     for train, test in inner_splits(corpus.speakers, rows & present):
@@ -235,27 +289,38 @@ def select_model(corpus, candidates, *, n_jobs=1, progress=True) -> tuple:
     return model, selection
 
 
-def fit_model(corpus, candidate) -> FittedModel:
-    """Fit every step of ``candidate`` on all clips that have its modality.
+def fit_model(corpus, candidate, rows=None) -> FittedModel:
+    """Fit every step of ``candidate`` on the clips of ``rows`` [shape=(n_clips,), bool; all
+    clips when None] that have its modality.
 
     Each speaker is adapted with its own clips (adaptive candidates); the classifier is
     calibrated if it has no ``predict_proba``.
     """
-    X, names, blocks = corpus.inputs[candidate.modality]
-    rows = corpus.present(candidate.modality)
+    key = candidate.fusion_key
+    rows = corpus.present(candidate.modality) & (True if rows is None else rows)
+    if candidate.sequence:
+        _, sequences, _, _ = _fit_fusion(corpus, key, rows, np.zeros_like(rows))
+        estimator = fit_classifier(candidate.classifier, sequences, corpus.labels[rows], corpus.speakers[rows],
+                                   probabilities=True)
+        widths = corpus.sequences[candidate.modality][1]
+        blocks = [[m, 0] for m, families in SEQUENCE_FAMILIES.items() if set(families) & set(widths)]
+        return FittedModel(candidate, [], blocks, None, estimator, [str(c) for c in estimator.classes_],
+                           int(rows.sum()), frame_families=dict(widths))
+    X, names, blocks, codebook = corpus.fusion_input(key, rows)
     Xa, _ = adapt(X, corpus.ids, corpus.speakers, rows, np.zeros_like(rows), candidate.speaker_norm)
     fusion = candidate.fusion(blocks, names)
     fusion.fit(Xa[rows], corpus.labels[rows], groups=corpus.speakers[rows])
     estimator = fit_classifier(candidate.classifier, np.asarray(fusion.transform(Xa[rows]), np.float32),
                                corpus.labels[rows], corpus.speakers[rows], probabilities=True)
-    return FittedModel(candidate, list(names), fusion, estimator, [str(c) for c in estimator.classes_],
-                       int(rows.sum()))
+    store_names, store_blocks = corpus.store_columns(key)
+    return FittedModel(candidate, list(store_names), [list(b) for b in store_blocks], fusion, estimator,
+                       [str(c) for c in estimator.classes_], int(rows.sum()), codebook)
 
 
 def selectable(classifier: str) -> bool:
-    """Whether nested selection can refit ``classifier`` on fused vectors (not frame
-    sequences, not audio and video blocks)."""
-    return CLASSIFIERS[classifier].input == "vector"
+    """Whether nested selection can refit ``classifier``: on fused vectors, or on frame
+    sequences (not on audio and video blocks)."""
+    return CLASSIFIERS[classifier].input in ("vector", "sequence")
 
 
 def selection_key(*parts) -> str:

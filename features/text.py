@@ -14,7 +14,6 @@ through float rounding (padding is masked out; measured below 1e-6), and the fea
 embeds one clip at a time, so a stored vector never depends on its neighbours.
 """
 
-import contextlib
 import dataclasses
 import functools
 import importlib
@@ -23,6 +22,7 @@ import os
 import numpy as np
 
 from features.errors import FeatureError
+from features.torch_threads import torch_threads
 
 TEXT_FAMILIES = ("text",)
 """Text families :func:`text_features` can compute."""
@@ -134,7 +134,7 @@ def embed_texts(texts, config: TextConfig = TextConfig(), *, batch_size: int = 6
     model = load_encoder(config.encoder)
     model.max_seq_length = config.max_tokens
     unique = list(dict.fromkeys(texts))
-    with _torch_threads(torch, n_threads), torch.inference_mode():
+    with torch_threads(n_threads), torch.inference_mode():
         vectors = model.encode(unique, batch_size=batch_size, convert_to_numpy=True,
                                normalize_embeddings=config.normalize, show_progress_bar=False)
     row = {text: i for i, text in enumerate(unique)}
@@ -162,12 +162,3 @@ def text_features(texts, config: TextConfig = TextConfig(), **options) -> dict:
     values = embed_texts(texts, config, **options)
     return {"text": (values, [f"text_{i:03d}" for i in range(values.shape[1])])}
 
-
-@contextlib.contextmanager
-def _torch_threads(torch, n_threads):
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)

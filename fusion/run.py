@@ -2,7 +2,7 @@
 
 The path of one run::
 
-    store -> protocol.make_folds -> per modality (audio, video, fused) and fold:
+    store -> protocol.make_folds -> per modality (audio, video, text, fused) and fold:
         training rows only: [STIP bag of words] -> [speaker adaptation] -> method pipeline.fit
         -> transform both sides -> <out>/<modality>/fold-<k>.npz, fold-<k>.joblib
     -> <out>/<modality>/meta.json (with the stamp that lets a re-run reuse the output)
@@ -30,6 +30,8 @@ from .speaker_norm import ADAPTIVE_LABEL, adapt, method_dir_name, parse_speaker_
 
 log = logging.getLogger(__name__)
 
+MODALITIES = ("audio", "video", "text")
+"""A store's modalities, in column order; ``fused`` is those a store has, side by side."""
 STIP_FAMILY = "stip"
 STIP_POINTS = "stip_points"
 
@@ -67,14 +69,16 @@ def fuse(store, method, *, protocol="speaker", speaker_norm="none", out_root=Pat
     -------
     out_dir : Path
         ``<out_root>/<dataset>/fused/<method dir>/<protocol>``.  Per modality in
-        {audio, video, fused} the store supports, ``<modality>/fold-<k>.npz`` (X_train,
+        {audio, video, text, fused} the store supports (fused: all of the store's
+        modalities side by side, when it has two or more), ``<modality>/fold-<k>.npz`` (X_train,
         X_test float32; y_*, ids_*, speakers_* str), ``fold-<k>.joblib`` (the fitted
         pipeline) and ``meta.json``; ``folds.json`` beside them, with ``speaker_independent``
         and, for a split that is not (random, or a manifest sharing speakers), ``warning``;
         adaptive output carries ``adaptation`` (``fusion.speaker_norm.ADAPTIVE_LABEL``).  Clips without any feature
         of a modality are left out of that modality's folds.  ``meta.json`` holds the
-        settings, ``params`` (every step's parameters), ``input_names`` (the store's column
-        names, then ``stip_word_<i>``), per fold ``output_names`` and, for zebra,
+        settings (``stip_bow`` None in a modality without video), ``params`` (every step's
+        parameters), ``input_names`` (the store's column names, ``stip_word_<i>`` after the
+        video columns), per fold ``output_names`` and, for zebra,
         ``selected_features`` (``<block>__<input name>``), and the ``stamp``: output whose
         stamp matches (store config hash and clip table, method, protocol, options, params)
         is reused, not recomputed.
@@ -87,12 +91,12 @@ def fuse(store, method, *, protocol="speaker", speaker_norm="none", out_root=Pat
     """
     parse_method(method)
     stip_words = params.pop("stip_bow", None)
-    modalities = [m for m in ("audio", "video") if store.has_modality(m)]
+    modalities = store_modalities(store)
     if not modalities:
-        raise EmofuseError(f"feature store of {store.dataset!r} has no audio or video functionals")
+        raise EmofuseError(f"feature store of {store.dataset!r} has no audio, video or text functionals")
     if stip_words and "video" not in modalities:
         raise EmofuseError(f"stip_bow needs video features, but the {store.dataset!r} store has none")
-    if len(modalities) == 2:
+    if len(modalities) >= 2:
         modalities.append("fused")
     pipeline = build_pipeline(method, None, seed=seed, **params)  # fail on bad parameters before any work
     speaker_norm = parse_speaker_norm(speaker_norm)
@@ -111,10 +115,10 @@ def fuse(store, method, *, protocol="speaker", speaker_norm="none", out_root=Pat
     clips = {key: store.clips[column].to_numpy(dtype=str) for key, column in
              (("ids", "clip_id"), ("labels", "label"), ("speakers", "speaker"))}
     skip = [STIP_FAMILY] if stip_words else []  # the words replace the fixed encoding
-    inputs = {m: modality_matrix(store, m, skip=skip if m != "audio" else []) for m in modalities}
+    inputs = {m: modality_matrix(store, m, skip=skip) for m in modalities}
     for modality, (X, _, _) in inputs.items():
         _check_training_classes(folds, clips, np.isfinite(X).any(axis=1), modality)
-    words = _stip_bags_of_words(store, folds, clips["ids"], stip_words, seed) if stip_words else None
+    points = stip_points(store) if stip_words else None
     shared = shared_speakers(folds, store.clips)
     warning = {"warning": split_warning(protocol, shared)} if split_warning(protocol, shared) else {}
     if warning:
@@ -128,10 +132,11 @@ def fuse(store, method, *, protocol="speaker", speaker_norm="none", out_root=Pat
     with tqdm(total=len(inputs) * len(folds), disable=not progress, unit="fold",
               desc=f"fuse {method_dir_name(method, speaker_norm)} {protocol}") as bar:
         for modality, matrix in inputs.items():
-            fold_words = words if modality != "audio" else None
-            meta = _fuse_modality(matrix, clips, folds, fold_words, method, params, speaker_norm, seed,
+            words = (stip_words, points) if stip_words and "video" in (b[0] for b in matrix[2]) else None
+            meta = _fuse_modality(matrix, clips, folds, words, method, params, speaker_norm, seed,
                                   out_dir / modality, bar)
-            header = {**settings, **warning, **labels, "modality": modality, "stamp": stamp}
+            header = {**settings, **warning, **labels, "modality": modality, "stamp": stamp,
+                      "stip_bow": stip_words if words else None}  # a modality without video has no words
             _write_json(out_dir / modality / "meta.json", header | meta)
             log.info("%s: %d folds of %s features written to %s", method, len(folds), modality, out_dir / modality)
     log.info("fused %s x %d folds (%s) into %s", "/".join(inputs), len(folds), protocol, out_dir)
@@ -141,26 +146,22 @@ def fuse(store, method, *, protocol="speaker", speaker_norm="none", out_root=Pat
 def _fuse_modality(matrix, clips, folds, words, method, params, speaker_norm, seed, out_dir, bar):
     """Fit and apply the method on every fold of one modality; return its meta.json entries.
 
-    ``words`` is None or, per fold, the fitted STIP encoder and the clips' word histograms;
-    ``bar`` advances by one per fold.
+    ``words`` is None or (number of words, ``stip_points`` of the store): a STIP codebook is
+    then fitted on each fold's training clips; ``bar`` advances by one per fold.
     """
     for stale in [out_dir / "meta.json", *out_dir.glob("fold-*")]:
         stale.unlink(missing_ok=True)
-    X, input_names, blocks = matrix
     ids, labels, speakers = clips["ids"], clips["labels"], clips["speakers"]
-    present = np.isfinite(X).any(axis=1)
-    if words:
-        n_words = words[0][0].n_words
-        input_names = input_names + [f"stip_word_{i}" for i in range(n_words)]
-        blocks = blocks[:-1] + [[blocks[-1][0], blocks[-1][1] + n_words]]  # words join the video block
+    present = np.isfinite(matrix[0]).any(axis=1)
+    X, input_names, blocks = with_stip_words(matrix, np.zeros((len(ids), words[0]))) if words else matrix
     meta = {"input_names": input_names, "output_names": [], "n_clips_without_modality": int((~present).sum())}
     for fold in folds:
         train = np.isin(ids, fold.train_ids) & present
         test = np.isin(ids, fold.test_ids) & present
         Xf = X
         if words:  # 1. STIP words from a codebook of this fold's training clips
-            encoder, histograms = words[fold.fold]
-            Xf = np.hstack([X, histograms])
+            encoder = fit_stip_words(words[1], train, words[0], seed)
+            Xf = with_stip_words(matrix, stip_histograms(encoder, words[1], len(ids)))[0]
             _dump(encoder, out_dir / f"fold-{fold.fold}.stip_bow.joblib")
         # 2. Speaker adaptation: training speakers with their own clips, test speakers with theirs
         # (all, or K enrolment clips that then leave the test side).
@@ -206,8 +207,14 @@ def _check_training_classes(folds, clips, present, modality):
             )
 
 
+def store_modalities(store) -> list:
+    """The modalities of ``MODALITIES`` of which some clip of ``store`` has functionals."""
+    return [m for m in MODALITIES if store.has_modality(m)]
+
+
 def modality_matrix(store, modality, skip=()):
-    """The input of a modality: its functionals (fused: audio then video columns).
+    """The input of a modality: its functionals (fused: those of every modality the store
+    has, in ``MODALITIES`` order), without the families in ``skip``.
 
     Returns
     -------
@@ -218,32 +225,51 @@ def modality_matrix(store, modality, skip=()):
     blocks : list of [str, int]
         Modality and column count of each block, for ``BlockConcat``.
     """
+    parts = store_modalities(store) if modality == "fused" else [modality]
     matrices, names, blocks = [], [], []
-    for name in ("audio", "video"):
-        if modality in (name, "fused"):
-            X, block_names = store.functionals(families=[f for f in store.families(name) if f not in skip])
-            matrices.append(X)
-            names += block_names
-            blocks.append([name, X.shape[1]])
+    for name in parts:
+        X, block_names = store.functionals(families=[f for f in store.families(name) if f not in skip])
+        matrices.append(X)
+        names += block_names
+        blocks.append([name, X.shape[1]])
     return np.hstack(matrices).astype(np.float64), names, blocks
 
 
-def _stip_bags_of_words(store, folds, ids, n_words, seed):
-    """Per fold, a STIP codebook fitted on the training clips' interest points, and the word
-    histograms of every clip [shape=(n_clips, n_words)] (NaN rows for clips without video)."""
+def stip_points(store) -> dict:
+    """The STIP descriptors of each clip with video: row index -> [shape=(n_points, 48)]."""
+    ids = store.clips["clip_id"].to_numpy(str)
     video = np.isfinite(store.functionals(modality="video")[0]).any(axis=1)
     points = {}
     for i in np.flatnonzero(video):
         stream = store.sequence(ids[i], STIP_POINTS)
-        points[i] = stream.values[:, [stream.names.index(n) for n in DESCRIPTOR_NAMES]]
-    words = []
-    for fold in folds:
-        train = np.flatnonzero(np.isin(ids, fold.train_ids) & video)
-        encoder = StipBagOfWords(n_words=n_words, random_state=seed).fit([points[i] for i in train])
-        histograms = np.full((len(ids), n_words), np.nan)
+        points[int(i)] = stream.values[:, [stream.names.index(n) for n in DESCRIPTOR_NAMES]]
+    return points
+
+
+def fit_stip_words(points: dict, rows, n_words: int, seed: int) -> StipBagOfWords:
+    """A codebook of ``n_words`` STIP words fitted on the points of the clips in ``rows``
+    [shape=(n_clips,), bool] (training clips only)."""
+    return StipBagOfWords(n_words=n_words, random_state=seed).fit([points[i] for i in np.flatnonzero(rows)
+                                                                   if i in points])
+
+
+def stip_histograms(encoder, points: dict, n_clips: int) -> np.ndarray:
+    """Word histograms of every clip [shape=(n_clips, n_words)]; NaN rows for clips without video."""
+    histograms = np.full((n_clips, encoder.n_words), np.nan)
+    if points:
         histograms[list(points)] = encoder.transform(list(points.values()))
-        words.append((encoder, histograms))
-    return words
+    return histograms
+
+
+def with_stip_words(matrix, histograms):
+    """``(X, names, blocks)`` of ``modality_matrix`` with STIP word histograms
+    [shape=(n_clips, n_words)] appended to the video block (named ``stip_word_<i>``)."""
+    X, names, blocks = matrix
+    video = [b[0] for b in blocks].index("video")
+    end = sum(n for _, n in blocks[:video + 1])
+    words = [f"stip_word_{i}" for i in range(histograms.shape[1])]
+    blocks = [[m, n + len(words) if k == video else n] for k, (m, n) in enumerate(blocks)]
+    return np.hstack([X[:, :end], histograms, X[:, end:]]), names[:end] + words + names[end:], blocks
 
 
 def _transform(pipeline, X, n_out):

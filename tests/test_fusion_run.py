@@ -29,8 +29,9 @@ def clip_table(n_speakers=8, per_class=3):
     return pd.DataFrame(rows)
 
 
-def features_of(clips, seed=0, video=True, stip_points=False):
-    """Functionals in which mfcc_0-1 and hog_0-1 carry the class; the first clip has no video."""
+def features_of(clips, seed=0, video=True, stip_points=False, text=False):
+    """Functionals in which mfcc_0-1 and hog_0-1 carry the class; the first clip has no video;
+    ``text``: a 6-column ``text`` family as well (the last clip has none)."""
     rng = np.random.default_rng(seed)
     n = len(clips)
     onehot = np.eye(len(EMOTIONS))[clips["label"].map(EMOTIONS.index).to_numpy()]
@@ -53,6 +54,10 @@ def features_of(clips, seed=0, video=True, stip_points=False):
                                 columns, 30.0)
                 for i, clip_id in enumerate(clips["clip_id"]) if i > 0
             })
+    if text:
+        embedding = rng.normal(size=(n, 6))
+        embedding[-1] = np.nan
+        functionals["text"] = ("text", embedding, [f"text_{i:03d}" for i in range(6)])
     return functionals, sequences
 
 
@@ -173,6 +178,35 @@ def test_stip_bag_of_words_is_fitted_per_fold(tmp_path):
     assert load(out / "video" / "fold-0.npz")["X_train"].shape[1] == 12 + 4
     assert (out / "video" / "fold-0.stip_bow.joblib").is_file()
     assert not (out / "audio" / "fold-0.stip_bow.joblib").exists()
+
+
+def test_text_is_a_third_modality_and_joins_the_fused_input(tmp_path):
+    """Audio, video and text each get folds, and fused holds all three; STIP words stay in the video block."""
+    clips = clip_table().assign(split=lambda t: np.where(t["speaker"] <= "06", "train", "test"))
+    with FeatureStore.open(make_store(tmp_path, clips=clips, stip_points=True, text=True)) as store:
+        out = fuse(store, "concat", protocol="manifest", out_root=tmp_path, stip_bow=4)
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["audio", "fused", "text", "video"]
+    text = json.loads((out / "text" / "meta.json").read_text())
+    assert text["input_names"] == [f"text_{i:03d}" for i in range(6)] and text["stip_bow"] is None
+    assert text["n_clips_without_modality"] == 1
+    assert not (out / "text" / "fold-0.stip_bow.joblib").exists()
+    fused = json.loads((out / "fused" / "meta.json").read_text())
+    names = fused["input_names"]
+    assert set(names[:13]) == {f"mfcc_{i}" for i in range(10)} | {"rms_mean", "rms_std", "log_rms_mean"}
+    assert names[13:] == ([f"hog_{i}" for i in range(12)] + [f"stip_word_{i}" for i in range(4)]
+                          + [f"text_{i:03d}" for i in range(6)])
+    assert fused["stip_bow"] == 4 and (out / "fused" / "fold-0.stip_bow.joblib").is_file()
+    data = load(out / "text" / "fold-0.npz")
+    assert data["X_train"].shape[1] == 6 and clips["clip_id"].iloc[-1] not in data["ids_test"]
+    assert load(out / "fused" / "fold-0.npz")["X_train"].shape[1] == 13 + 16 + 6
+
+
+def test_text_only_store_has_one_modality(tmp_path):
+    clips = clip_table()
+    made, _ = features_of(clips, video=False, text=True)
+    with FeatureStore.open(make_store(tmp_path, clips=clips, functionals={"text": made["text"]})) as store:
+        out = fuse(store, "concat", out_root=tmp_path, progress=False)
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["text"]
 
 
 def test_audio_only_store_gives_audio_only_output(tmp_path):

@@ -1,5 +1,8 @@
 """Nested selection and speaker adaptation: what is chosen, from which clips, and how clips are normalised."""
 
+import json
+
+import joblib
 import numpy as np
 import pytest
 
@@ -147,3 +150,56 @@ def test_adaptive_candidates_are_labelled():
     assert described["method"] == "concat-enrol8" and described["adaptation"] == ADAPTIVE_LABEL
     assert Candidate.from_description(described) == Candidate("audio", "concat", (("pca", 4),), "svm", "enrol:8")
     assert "adaptation" not in Candidate("audio", "concat", (), "svm").describe()
+
+
+def test_stip_codebook_is_refitted_on_training_clips_and_predict_reproduces_the_evaluation(tmp_path, monkeypatch):
+    """A STIP bag-of-words candidate fits its codebook on the training side (the one fusion fitted
+    for that fold), and the model predicts the stored test clips exactly as the outer fold scored them."""
+    from test_evaluate import _fake_extract
+    from test_fusion_run import make_store
+
+    from classify import predict
+    from classify.metrics import fold_scores
+    from classify.model import SavedModel
+    from classify.select import fit_model
+    from features.store import FeatureStore
+    from fusion.run import fuse
+
+    cache = tmp_path / "cache"
+    with FeatureStore.open(make_store(cache, stip_points=True)) as store:
+        out = fuse(store, "concat", protocol="speaker", out_root=cache, stip_bow=4, progress=False)
+        corpus = Corpus.from_store(store, ["video"], stip_bow=True)
+    folds = json.loads((out / "folds.json").read_text())["folds"][:2]
+    candidate = Candidate("video", "concat", (), "logreg", stip_bow=4)
+    figure = nested_selection(corpus, folds, [candidate], progress=False)
+    assert figure["chosen"][0]["stip_bow"] == 4
+    monkeypatch.setattr(predict, "clip_features", _fake_extract(cache, [], dataset="toy"))
+    for fold, scored in zip(folds, figure["folds"]):
+        fitted = fit_model(corpus, candidate, rows=np.isin(corpus.ids, fold["train_ids"]))
+        saved = joblib.load(out / "video" / f"fold-{fold['fold']}.stip_bow.joblib")
+        np.testing.assert_array_equal(fitted.stip_words.codebook_, saved.codebook_)
+        assert "stip_0" not in fitted.input_names and fitted.modalities == ["video"]
+        test = np.isin(corpus.ids, fold["test_ids"]) & corpus.present("video")
+        table, _ = predict.predict_files(SavedModel("toy", {}, "cafe", {"none": fitted}),
+                                         [f"/new/{c}.mp4" for c in corpus.ids[test]])
+        again = fold_scores(corpus.labels[test], table["predicted"].to_numpy(str), figure["labels"])
+        assert again["confusion"] == scored["confusion"] and again["ua"] == scored["ua"]
+
+
+def test_stip_candidates_need_video():
+    corpus = make_corpus()
+    with pytest.raises(EmofuseError, match="STIP bag of words needs video"):
+        corpus.fusion_input(Candidate("audio", "concat", (), "logreg", stip_bow=4).fusion_key, corpus.present("audio"))
+
+
+def test_a_model_of_an_older_format_is_refused(tmp_path):
+    from classify.model import SavedModel
+    from classify.predict import load_model
+
+    model = SavedModel("toy", {}, "h", {})
+    joblib.dump(model, tmp_path / "model.joblib")
+    assert load_model(tmp_path / "model.joblib").current
+    del model.format  # as a model.joblib written before the format was recorded unpickles
+    joblib.dump(model, tmp_path / "model.joblib")
+    with pytest.raises(EmofuseError, match="not an emofuse model of this version"):
+        load_model(tmp_path / "model.joblib")
