@@ -11,7 +11,10 @@ Pipelines (the classifier follows each): ``concat`` (every family but ``compare`
 imputation and standardisation), ``egemaps`` and ``compare`` (that family alone), ``mfa``
 (concat, then ``MarginalFisherAnalysisCV``), ``zebra`` (concat, then
 ``ZebraFeatureSelector`` over column groups, fitness = the same classifier), with, on the
-same folds, ``zebra-random``: as many groups drawn at random from zebra's candidates.
+same folds, ``zebra-random``: as many groups drawn at random from zebra's candidates;
+``stack`` (concat, then ``FamilyStacking`` with one logistic regression per family, its
+penalty chosen inside the training speakers, the mean of their out-of-fold
+log-probabilities) and ``stack-compare`` (the same with ``compare`` as one more family).
 """
 
 import argparse
@@ -31,41 +34,66 @@ from features.store import FeatureStore
 from .concat import BlockConcat
 from .mfa import MarginalFisherAnalysisCV
 from .protocol import make_folds
+from .stacking import FamilyStacking
 from .zebra import ZebraFeatureSelector
 
-PIPELINES = ("concat", "egemaps", "compare", "mfa", "zebra")
+PIPELINES = ("concat", "egemaps", "compare", "mfa", "zebra", "stack", "stack-compare")
 LARGE_FAMILIES = ("compare",)
 """Families left out of ``concat`` (and of the pipelines built on it)."""
 
 
-def pipeline_inputs(store, pipeline, modality="audio"):
-    """Feature matrix (a DataFrame with the store's names) of a pipeline."""
-    families = store.families(modality)
+def pipeline_inputs(store, pipeline, modality="audio", families=None):
+    """Feature matrix of a pipeline and its families.
+
+    ``families`` (list of str) are those of ``concat`` and the pipelines built on it, by
+    default every family of ``modality`` but ``LARGE_FAMILIES``.
+
+    Returns
+    -------
+    X : pd.DataFrame [shape=(n_clips, d)]
+        With the store's column names.
+    groups : list of (str, np.ndarray)
+        Each family's name and column indices in ``X``.
+    """
+    if families is None:
+        families = [f for f in store.families(modality) if f not in LARGE_FAMILIES]
     if pipeline in ("egemaps", "compare"):
         chosen = [pipeline]
+    elif pipeline == "stack-compare":
+        chosen = [*families, "compare"]
     else:
-        chosen = [f for f in families if f not in LARGE_FAMILIES]
-    X, names = store.functionals(families=chosen)
-    return pd.DataFrame(X.astype(np.float64), columns=names)
+        chosen = list(families)
+    blocks, names, groups, start = [], [], [], 0
+    for family in chosen:
+        values, family_names = store.functionals(families=[family])
+        blocks.append(values)
+        names += family_names
+        groups.append((family, np.arange(start, start + len(family_names))))
+        start += len(family_names)
+    return pd.DataFrame(np.hstack(blocks).astype(np.float64), columns=names), groups
 
 
-def build(pipeline, classifier, seed, zebra_params):
-    """The unfitted estimator of a pipeline name, classifier last."""
+def build(pipeline, classifier, seed, zebra_params, families=None):
+    """The unfitted estimator of a pipeline name, classifier last; ``families`` (the groups of
+    ``pipeline_inputs``) are the stacked families."""
     concat = BlockConcat(blocks=None).set_output(transform="pandas")
     steps = [concat]
     if pipeline == "mfa":
         steps.append(MarginalFisherAnalysisCV(classifier=classifier, random_state=seed))
     elif pipeline == "zebra":
         steps.append(ZebraFeatureSelector(classifier=classifier, random_state=seed, progress=False, **zebra_params))
+    elif pipeline in ("stack", "stack-compare"):
+        steps.append(FamilyStacking(families=families, classifier=classifier, random_state=seed))
     return make_pipeline(*steps, make_classifier(classifier, random_state=seed))
 
 
-def run_fold(X, y, speakers, fold, pipeline, classifier, seed, zebra_params):
+def run_fold(X, y, speakers, fold, pipeline, classifier, seed, zebra_params, families=None):
     """Fit on the fold's training speakers, predict its test speaker; results as a dict."""
     train, test = fold
     start = time.perf_counter()
-    model = build(pipeline, classifier, seed, zebra_params)
-    fit_params = {f"{model.steps[1][0]}__groups": speakers[train]} if pipeline in ("mfa", "zebra") else {}
+    model = build(pipeline, classifier, seed, zebra_params, families)
+    tuned = ("mfa", "zebra", "stack", "stack-compare")
+    fit_params = {f"{model.steps[1][0]}__groups": speakers[train]} if pipeline in tuned else {}
     model.fit(X.iloc[train], y[train], **fit_params)
     result = {"pipeline": pipeline, "predicted": model.predict(X.iloc[test]).tolist(), "test": test.tolist()}
     step = model.steps[1][1]
@@ -74,7 +102,10 @@ def run_fold(X, y, speakers, fold, pipeline, classifier, seed, zebra_params):
     if pipeline == "zebra":
         result |= {"selected_groups": step.selected_groups_, "n_columns": int(step.support_.sum()),
                    "n_evaluations": step.n_evaluations_, "n_iter": step.n_iter_,
-                   "inner_scores": {"zebra": step.cv_score_, **step.reference_scores_}}
+                   "inner_scores": {"zebra": step.cv_score_, "search": step.search_score_, **step.reference_scores_},
+                   "gain": step.gain_, "gain_se": step.gain_se_, "fell_back": step.fell_back_}
+    if pipeline in ("stack", "stack-compare"):
+        result |= {"best_params": step.best_params_, "inner_scores": step.inner_scores_}
     result["seconds"] = time.perf_counter() - start
     if pipeline == "zebra":  # the same number of groups, drawn at random from zebra's candidates
         rng = np.random.default_rng(seed + 1000 * len(result["test"]) + int(test[0]))
@@ -115,6 +146,8 @@ def main(argv=None):
     parser.add_argument("--store", required=True)
     parser.add_argument("--pipelines", default=",".join(PIPELINES))
     parser.add_argument("--classifier", default="logreg")
+    parser.add_argument("--families", help="families of concat and the pipelines built on it, comma-separated "
+                        "(default: every audio family of the store but compare)")
     parser.add_argument("--zebra-budget", type=int, default=100)
     parser.add_argument("--zebra-zebras", type=int, default=10)
     parser.add_argument("--zebra-groups", default="column")
@@ -128,7 +161,8 @@ def main(argv=None):
                     "max_candidates": args.zebra_candidates or None}
     with FeatureStore.open(args.store) as store:
         clips = store.clips
-        inputs = {p: pipeline_inputs(store, p) for p in args.pipelines.split(",")}
+        families = args.families.split(",") if args.families else None
+        inputs = {p: pipeline_inputs(store, p, families=families) for p in args.pipelines.split(",")}
     y = clips["label"].to_numpy(dtype=str)
     speakers = clips["speaker"].to_numpy(dtype=str)
     ids = clips["clip_id"].to_numpy(dtype=str)
@@ -137,12 +171,13 @@ def main(argv=None):
     tasks = [(p, k) for p in inputs for k in range(len(folds))]
     start = time.perf_counter()
     results = joblib.Parallel(n_jobs=args.jobs, verbose=5)(
-        joblib.delayed(run_fold)(inputs[p], y, speakers, folds[k], p, args.classifier, args.seed, zebra_params)
+        joblib.delayed(run_fold)(inputs[p][0], y, speakers, folds[k], p, args.classifier, args.seed, zebra_params,
+                                 inputs[p][1])
         for p, k in tasks)
     table = summarise(results, y, folds)
     report = {"store": str(args.store), "protocol": "loso", "n_folds": len(folds), "classifier": args.classifier,
               "zebra": zebra_params, "wall_seconds": time.perf_counter() - start, "summary": table,
-              "folds": results, "n_columns": {p: int(X.shape[1]) for p, X in inputs.items()}}
+              "folds": results, "n_columns": {p: int(X.shape[1]) for p, (X, _) in inputs.items()}}
     with open(args.out, "w") as handle:
         json.dump(report, handle, indent=1, default=lambda v: v.item() if hasattr(v, "item") else str(v))
     for name, row in table.items():

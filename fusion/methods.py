@@ -1,9 +1,13 @@
-"""Fusion methods by name: ``concat``, ``mfa``, ``zebra`` and chains such as ``zebra+mfa``.
+"""Fusion methods by name: ``concat``, ``mfa``, ``zebra``, ``stack`` and chains such as
+``zebra+mfa``.
 
 Every method is a scikit-learn pipeline that starts with ``BlockConcat`` (per-modality
 imputation and standardisation, optional PCA) and continues with the named steps in order.
 ``mfa`` is ``MarginalFisherAnalysisCV``: its hyper-parameters are chosen inside the training
-speakers of each fold; ``zebra`` selects feature groups by the same kind of inner folds.
+speakers of each fold; ``zebra`` selects feature groups by the same kind of inner folds;
+``stack`` is ``FamilyStacking``: one classifier per modality block (or per family, with
+``stack__families``), its penalty chosen by those inner folds, fused by their out-of-fold
+class log-probabilities.
 Fitted on a DataFrame, the steps before the last pass DataFrames with their output names
 on, so that zebra can group columns and MFA find the modality blocks by name
 (``<block>__<input name>``); fitted on an array, every column is its own zebra group and
@@ -19,9 +23,11 @@ from extract.errors import EmofuseError
 
 from .concat import BlockConcat
 from .mfa import MarginalFisherAnalysisCV
+from .stacking import FamilyStacking
 from .zebra import ZebraFeatureSelector
 
-STEPS = {"concat": BlockConcat, "mfa": MarginalFisherAnalysisCV, "zebra": ZebraFeatureSelector}
+STEPS = {"concat": BlockConcat, "mfa": MarginalFisherAnalysisCV, "zebra": ZebraFeatureSelector,
+         "stack": FamilyStacking}
 
 
 class SpeakerPipeline(Pipeline):

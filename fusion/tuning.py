@@ -48,11 +48,17 @@ def resolve_classifier(classifier, random_state):
     return classifier
 
 
-def cross_validated_accuracy(estimator, X, y, folds):
-    """Balanced accuracy of ``estimator`` (cloned per fold) on predictions pooled over ``folds``;
-    ``X`` an array or a DataFrame."""
+def cross_validated_predictions(estimator, X, y, folds):
+    """Predictions [shape=(n,)] of ``estimator`` (cloned per fold) for the test rows of each of
+    ``folds``, pooled; ``X`` an array or a DataFrame."""
     predicted = np.empty_like(y)
     for train, test in folds:
         model = clone(estimator).fit(_safe_indexing(X, train), y[train])
         predicted[test] = model.predict(_safe_indexing(X, test))
-    return balanced_accuracy_score(y, predicted)
+    return predicted
+
+
+def cross_validated_accuracy(estimator, X, y, folds):
+    """Balanced accuracy of ``estimator`` (cloned per fold) on predictions pooled over ``folds``;
+    ``X`` an array or a DataFrame."""
+    return balanced_accuracy_score(y, cross_validated_predictions(estimator, X, y, folds))

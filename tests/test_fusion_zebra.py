@@ -45,9 +45,11 @@ def held_out_accuracy(X, y, train, mask):
 
 
 def test_beats_random_subsets_of_the_same_size_on_unseen_speakers():
+    """The search itself, from random zebras only and with no acceptance rule."""
     X, y, speakers, informative = hidden_informative(n_features=400)
     train = speakers < 14  # 280 training clips x 400 features
     zebra = ZebraFeatureSelector(classifier=centroid(), budget=240, n_zebras=10, n_splits=4, max_candidates=100,
+                                 start_with_all=False, min_gain=None,
                                  random_state=0).fit(X[train], y[train], groups=speakers[train])
     mask = zebra.get_support()
     assert len(set(np.flatnonzero(mask)) & set(informative)) >= 6
@@ -60,6 +62,35 @@ def test_beats_random_subsets_of_the_same_size_on_unseen_speakers():
     assert len(zebra.candidates_) == 100 and all(len(columns) == 1 for _, columns in zebra.feature_groups_)
     assert zebra.cv_score_ > zebra.reference_scores_["random"] + 0.2
     assert zebra.cv_score_ > zebra.reference_scores_["all"]
+
+
+def test_keeps_a_subset_whose_inner_gain_exceeds_its_standard_error():
+    X, y, speakers, informative = hidden_informative(n_features=400)
+    train = speakers < 14
+    zebra = ZebraFeatureSelector(classifier=centroid(), budget=240, n_zebras=10, n_splits=4, max_candidates=100,
+                                 random_state=0).fit(X[train], y[train], groups=speakers[train])
+    assert not zebra.fell_back_ and zebra.gain_ > zebra.gain_se_ > 0
+    assert np.isclose(zebra.cv_score_ - zebra.reference_scores_["all"], zebra.gain_, atol=0.05)
+    assert zebra.support_.sum() < 100 and len(set(np.flatnonzero(zebra.support_)) & set(informative)) >= 6
+    assert held_out_accuracy(X, y, train, zebra.support_) > held_out_accuracy(X, y, train, zebra.candidates_)
+
+
+def test_keeps_all_groups_when_a_subset_is_better_only_by_chance():
+    """Every column is an equally noisy copy of the same class signal: no subset is better
+    than all of them, but the best of many random subsets looks as good on the inner folds."""
+    rng = np.random.default_rng(5)
+    speakers = np.repeat(np.arange(12), 24)
+    y = np.tile(np.arange(4), 72)
+    X = rng.normal(size=(4, 1))[y] + 3.0 * rng.normal(size=(len(y), 30)) + 0.3 * rng.normal(size=(12, 30))[speakers]
+    train = speakers < 9
+    settings = dict(classifier=centroid(), budget=60, n_zebras=5, random_state=0)
+    plain = ZebraFeatureSelector(start_with_all=False, min_gain=None, **settings).fit(
+        X[train], y[train], groups=speakers[train])
+    assert plain.support_.sum() < 30
+    default = ZebraFeatureSelector(**settings).fit(X[train], y[train], groups=speakers[train])
+    assert default.support_.all() and default.cv_score_ == default.reference_scores_["all"]
+    assert default.fell_back_ == (default.search_score_ != default.cv_score_)
+    assert default.gain_ <= default.gain_se_
 
 
 def test_selects_whole_groups_named_by_their_column():
@@ -136,7 +167,7 @@ def test_opposition_start_keeps_the_better_of_a_mask_and_its_complement():
     complements = 0
     for seed in range(10):
         settings = dict(classifier=centroid(), n_zebras=1, budget=2, max_candidates=None, alpha=0.3,
-                        random_state=seed)
+                        start_with_all=False, min_gain=None, random_state=seed)
         plain = ZebraFeatureSelector(opposition=False, **settings).fit(X, y, groups=speakers)
         opposed = ZebraFeatureSelector(opposition=True, **settings).fit(X, y, groups=speakers)
         assert opposed.fitness_history_[0] <= plain.fitness_history_[0]
@@ -157,7 +188,8 @@ def test_inner_cross_validation_is_grouped_by_speaker():
     fingerprint = rng.normal(0, 3, (12, 10))[speakers] + rng.normal(0, 0.3, (240, 10))
     emotion = np.eye(4)[y] + rng.normal(size=(240, 4))
     X = np.hstack([fingerprint, emotion, rng.normal(size=(240, 10))])
-    settings = dict(classifier=centroid(), budget=300, n_zebras=10, n_splits=4, random_state=0)
+    settings = dict(classifier=centroid(), budget=300, n_zebras=10, n_splits=4, start_with_all=False, min_gain=None,
+                    random_state=0)
     grouped = ZebraFeatureSelector(**settings).fit(X, y, groups=speakers)
     ungrouped = ZebraFeatureSelector(**settings).fit(X, y)
     assert grouped.support_[:10].sum() + 3 <= ungrouped.support_[:10].sum()
