@@ -9,9 +9,10 @@ The paper's speech encoder has two branches whose outputs are concatenated:
   64 ms frames; the store's are 25 ms frames every 10 ms, so runs of ``mfcc_stride`` (4)
   frames are averaged into 40 ms steps first.  Each block is that convolution, batch
   normalisation, ReLU, 2x2 max-pooling, the 3x3 depthwise convolution the paper lists among
-  its tools, batch normalisation, ReLU and a global average: filter counts, depth, dilation
-  and pooling are not stated (a dilated depthwise convolution cost six times as much on a
-  CPU here and is left out).
+  its tools, batch normalisation, ReLU and an average over time, flattened: filter counts,
+  depth, dilation and pooling are not stated (a dilated depthwise convolution cost six times
+  as much on a CPU here and is left out).  The coefficient axis is not averaged away, since
+  which coefficient a pattern sits on is what an MFCC map says.
 - Waveform branch: three 1-D convolutions with kernels 8, 6 and 6, each followed by batch
   normalisation, ReLU and max-pooling of 10, 8 and 8 (the paper's table), then a global
   average over time.  The paper's 64, 128 and 256 filters and its unstated strides are
@@ -21,8 +22,9 @@ The paper's speech encoder has two branches whose outputs are concatenated:
 The face encoder of the paper is a pretrained ResNet with high- and low-level feature
 generation pyramids (M2Det-like); no pretrained weights can be loaded offline, so a small CNN
 trained from scratch stands in: three 3x3 convolutions (the first with stride 2; batch
-normalisation, ReLU, 2x2 max-pooling after the first two), a global average per face crop,
-and the mean over the clip's crops.
+normalisation, ReLU, 2x2 max-pooling after the first two), an average down to a 2x2 grid per
+face crop (an aligned face keeps its eyes above its mouth, so where a pattern lies matters),
+flattened, and the mean over the clip's crops.
 
 Each modality vector passes through its own dense layer (ReLU, dropout) to ``a in R^s``; with
 ``A = [a_speech, a_face] in R^{s x 2}`` (the paper orders face first; the order changes only
@@ -85,13 +87,17 @@ class MfccEncoder(nn.Module):
 
     Parameters
     ----------
+    n_coefficients : int
+        Columns of the map.
     channels : int
         Filters of each block.
 
-    Input ``[shape=(batch, 1, frames, coefficients)]``; output ``[shape=(batch, 3 * channels)]``.
+    Input ``[shape=(batch, 1, frames, n_coefficients)]``; output
+    ``[shape=(batch, 3 * channels * ceil(n_coefficients / 2))]``: per block and filter, the
+    time average of each pooled coefficient.
     """
 
-    def __init__(self, channels=8):
+    def __init__(self, n_coefficients, channels=8):
         super().__init__()
         self.blocks = nn.ModuleList(
             nn.Sequential(
@@ -99,11 +105,11 @@ class MfccEncoder(nn.Module):
                 nn.MaxPool2d(2, ceil_mode=True),
                 nn.Conv2d(channels, channels, 3, padding=1, groups=channels),
                 nn.BatchNorm2d(channels), nn.ReLU(),
-                nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                nn.AdaptiveAvgPool2d((1, None)), nn.Flatten(),
             )
             for kernel in MFCC_KERNELS
         )
-        self.size = 3 * channels
+        self.size = 3 * channels * -(-n_coefficients // 2)
 
     def forward(self, x):
         return torch.cat([block(x) for block in self.blocks], dim=1)
@@ -156,7 +162,8 @@ class FaceEncoder(nn.Module):
         Filters of the 3x3 convolutions (the first with stride 2); 2x2 max-pooling follows
         each but the last.
 
-    Input ``[shape=(batch, n_frames, height, width)]``; output ``[shape=(batch, channels[-1])]``.
+    Input ``[shape=(batch, n_frames, height, width)]``; output ``[shape=(batch, 4 * channels[-1])]``:
+    each filter averaged over the four quarters of the crop, then over the crops.
     """
 
     def __init__(self, channels=(8, 16, 32)):
@@ -168,8 +175,8 @@ class FaceEncoder(nn.Module):
             if i < len(channels) - 1:
                 layers.append(nn.MaxPool2d(2, ceil_mode=True))
             in_channels = out_channels
-        self.layers = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.size = in_channels
+        self.layers = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(2), nn.Flatten())
+        self.size = 4 * in_channels
 
     def forward(self, frames):
         batch, n_frames, height, width = frames.shape
@@ -183,6 +190,8 @@ class MamievaNetwork(nn.Module):
     Parameters
     ----------
     n_classes : int
+    n_coefficients : int
+        Columns of the MFCC map.
     waveform_samples : int
         Input length of the waveform branch.
     faces : bool
@@ -201,11 +210,11 @@ class MamievaNetwork(nn.Module):
         After the modality encodings and the hidden layer.
     """
 
-    def __init__(self, n_classes, waveform_samples, faces=True, mfcc_channels=8, waveform_filters=(16, 32, 64),
+    def __init__(self, n_classes, n_coefficients, waveform_samples, faces=True, mfcc_channels=8, waveform_filters=(16, 32, 64),
                  waveform_kernels=(8, 6, 6), waveform_pools=(10, 8, 8), waveform_strides=(8, 2, 1),
                  face_channels=(8, 16, 32), encoding_size=64, hidden_units=64, dropout=0.3):
         super().__init__()
-        self.mfcc_encoder = MfccEncoder(mfcc_channels)
+        self.mfcc_encoder = MfccEncoder(n_coefficients, mfcc_channels)
         self.waveform_encoder = WaveformEncoder(waveform_samples, waveform_filters, waveform_kernels,
                                                 waveform_pools, waveform_strides)
         speech_size = self.mfcc_encoder.size + self.waveform_encoder.size
@@ -425,7 +434,7 @@ class MamievaClassifier(_TorchClassifier):
 
     def _build_network(self, n_classes):
         return MamievaNetwork(
-            n_classes, self.waveform_samples, faces=self.face_shape_ is not None, mfcc_channels=self.mfcc_channels,
+            n_classes, self.n_coefficients_, self.waveform_samples, faces=self.face_shape_ is not None, mfcc_channels=self.mfcc_channels,
             waveform_filters=tuple(self.waveform_filters), waveform_kernels=tuple(self.waveform_kernels),
             waveform_pools=tuple(self.waveform_pools), waveform_strides=tuple(self.waveform_strides),
             face_channels=tuple(self.face_channels), encoding_size=self.encoding_size,
