@@ -7,6 +7,7 @@
     python -m classify predict reports/ravdess/model.joblib clip.wav --enrol speaker_clips/
     python -m classify recipes                                                  # the published systems
     python -m classify recipe dv-emotionnet --dataset ravdess --data-dir DIR    # one, end to end
+    python -m classify recipe omsn-er --dataset ravdess --max-epochs 20        # networks' epochs capped
     python -m classify recipes --run --dataset synthetic                        # all -> reports/<dataset>/recipes.md
 
 `evaluate` prints the full table, then the selected (nested) figure: the one to quote.
@@ -95,6 +96,8 @@ def main(argv=None) -> int:
         sub.add_argument("--protocols", default="random,segments,speaker,loso",
                          help="comma list of random, segments, speaker, loso")
         sub.add_argument("--jobs", type=int, default=2, help="feature extraction workers")
+        sub.add_argument("--max-epochs", type=int, default=None,
+                         help="cap every network's epochs (a shorter run; recorded in the report)")
         sub.add_argument("--cache-dir", type=Path, default=Path("cache"))
         sub.add_argument("--reports-dir", type=Path, default=Path("reports"))
 
@@ -133,7 +136,7 @@ def _recipes(args) -> int:
     if not args.dataset:
         raise EmofuseError("recipes --run needs --dataset")
     options = dict(data_dir=args.data_dir, cache_dir=args.cache_dir, reports_dir=args.reports_dir, jobs=args.jobs,
-                   protocols=[p.strip() for p in args.protocols.split(",") if p.strip()])
+                   protocols=[p.strip() for p in args.protocols.split(",") if p.strip()], max_epochs=args.max_epochs)
     if args.command == "recipe":
         summary = recipes.run_recipe(args.name, args.dataset, **options)
     else:

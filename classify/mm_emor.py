@@ -90,6 +90,9 @@ class MmEmorClassifier(_TorchClassifier):
 
     Parameters
     ----------
+    branches : tuple of {"image", "text"}
+        The parts of ``X`` the model uses; the others are ignored (``("image",)`` and
+        ``("text",)`` are the single-branch ablations of the full model).
     dense_units : int
         Units of the dense ReLU layer (paper: not stated).
     dropout : float
@@ -119,9 +122,10 @@ class MmEmorClassifier(_TorchClassifier):
     text_size_ : int
     """
 
-    def __init__(self, dense_units=128, dropout=0.3, penalty=1e-3, blocks=DEFAULT_BLOCKS, stem_channels=16,
+    def __init__(self, branches=("image", "text"), dense_units=128, dropout=0.3, penalty=1e-3, blocks=DEFAULT_BLOCKS, stem_channels=16,
                  encoding_size=128, learning_rate=1e-3, batch_size=32, max_epochs=30,
                  validation_fraction=0.15, patience=30, random_state=0, n_threads=1):
+        self.branches = branches
         self.dense_units = dense_units
         self.dropout = dropout
         self.penalty = penalty
@@ -151,8 +155,14 @@ class MmEmorClassifier(_TorchClassifier):
             images, texts = X
         except (TypeError, ValueError) as err:
             raise NetworkInputError(f"{name}: X must be a pair (images or None, text vectors or None)") from err
+        unknown = set(self.branches) - {"image", "text"}
+        if unknown or not self.branches:
+            raise NetworkInputError(f"{name}: branches must be some of image, text; got {self.branches}")
+        images = images if "image" in self.branches else None
+        texts = texts if "text" in self.branches else None
         if images is None and texts is None:
-            raise NetworkInputError(f"{name}: X has neither images nor text vectors")
+            raise NetworkInputError(f"{name}: X has neither images nor text vectors for the branches "
+                                    f"{', '.join(self.branches)}")
         images = None if images is None else _as_images(images, name)
         texts = None if texts is None else np.asarray(texts, dtype=np.float64)
         if texts is not None and (texts.ndim != 2 or np.isinf(texts).any()):

@@ -8,11 +8,25 @@ protocol.  Copy one, change a field, and run it with `run_recipe`.
 The path of one run::
 
     feature store with the recipe's families (``recipe_store``: the main store when it has
-    them, else a recipe store beside it) -> clips' inputs per modality (``load_inputs``)
-    -> per protocol (the paper's random 80/20 split of clips, for DV-EmotionNet also a random
-       split of pieces of clips, and the speaker-independent ``speaker`` folds and LOSO),
-       per fold, on the training side only: [autoencoder] -> fusion pipeline -> classifiers
-    -> classify.metrics.fold_scores -> reports/<dataset>/recipes.json -> recipes.md + figures
+    them, else a recipe store beside it) -> clips' inputs of the recipe's input kind
+    (``load_inputs``) -> per protocol (the paper's random 80/20 split of clips, for
+    DV-EmotionNet also a random split of pieces of clips, and the speaker-independent
+    ``speaker`` folds and LOSO), per fold, on the training side only: the kind's fold step
+    -> classifiers -> classify.metrics.fold_scores -> reports/<dataset>/recipes.json
+    -> recipes.md + figures
+
+The input kind (``Recipe.inputs``, a key of ``INPUT_KINDS``) says what the classifiers are
+fitted on, and is the one place a new kind of input is added: a loader that turns
+``(recipe, store, clips, modalities)`` into the per-clip inputs ``X`` (row i for clip i), and a
+fold step that gives one fold's training and test inputs, fitting anything data-dependent on
+the training rows only (``split_rows`` when nothing is fitted):
+
+- ``functionals``: per-clip functional vectors, fused by the recipe's fusion chain (and
+  the optional audio autoencoder) fitted per fold;
+- ``sequences``: per clip, a tuple of one frame sequence ``[shape=(t_m, d_m)]`` per
+  modality, the frame-level streams of the modality's families side by side;
+- ``images+text``: ``(images, texts)``, the mel + chroma spectrogram image of each clip
+  (``features.images``) and its transcript's sentence embedding (``text`` family).
 
 The figures of ``recipes.md`` are read from ``recipes.json``, never typed in.
 """
@@ -23,27 +37,32 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from extract.atomic import atomic_path
+from extract.corpora import read_corpus
 from extract.errors import EmofuseError
 from features.functionals import functionals
-from features.runner import config_hash, default_config, run_features
+from features.images import ImageConfig, store_images
+from features.runner import SOURCES, config_hash, default_config, run_features
 from features.store import FeatureStore, store_path
 from features.stream import Stream
 from fusion.methods import build_pipeline
 from fusion.protocol import RANDOM_SPLIT_WARNING, make_folds
 
-from .classifiers import make_classifier
-from .metrics import fold_scores, summarise_folds
+from .classifiers import CLASSIFIERS, make_classifier
+from .metrics import fold_scores, mean_and_std, one_vs_rest_accuracy, summarise_folds
 from .report import plot_confusion, slug
+from .tuning import take_rows
 
 SCHEMA = "emofuse-recipes/1"
 SEGMENT_PROTOCOL = "segments"
 PROTOCOLS = ("random", SEGMENT_PROTOCOL, "speaker", "loso")
 """Protocols a recipe runs, in table order; ``segments`` only for recipes with ``segments > 0``."""
+MODALITIES = ("audio", "video", "text")
 PROTOCOL_HEADINGS = {
     "random": "emofuse, paper's protocol (random 80/20 of clips)",
     SEGMENT_PROTOCOL: "emofuse, random 80/20 of clip pieces (the paper's frame-level rows)",
@@ -70,6 +89,9 @@ class Claim:
         In [0, 1].
     source : str
         Table and protocol, e.g. ``"Table 5; split NS, apparently random 80/20"``.
+    as_printed : float or None
+        The paper's own figure when ``accuracy`` is a re-reading of it, e.g. OMSN-ER's 0.9908,
+        a one-vs-rest average, read as 0.9633 top-1 accuracy.
     """
 
     dataset: str
@@ -77,6 +99,7 @@ class Claim:
     classifier: str
     accuracy: float
     source: str
+    as_printed: float = None
 
 
 @dataclass(frozen=True)
@@ -90,23 +113,35 @@ class Recipe:
     title, reference : str
         Short system name and full citation.
     families : dict of str -> tuple of str
-        Feature families per modality (``audio``, ``video``), as ``features.runner`` names them.
+        Feature families per modality (``audio``, ``video``, ``text``), as ``features.runner``
+        names them.
+    method : str
+        Fusion chain of ``fusion.methods`` (``concat`` first, e.g. ``mfa``, ``zebra``) of the
+        ``functionals`` input kind; ``""`` for the other kinds, whose networks fuse.
+    classifiers : tuple of (str, dict)
+        Classifier names with parameters: registered ones (``classify.classifiers``) or
+        networks of ``RECIPE_NETWORKS``; the first is the paper's model, the rest the models it
+        is compared with.
+    inputs : str
+        What the classifiers are fitted on, a key of ``INPUT_KINDS``: ``functionals``,
+        ``sequences`` or ``images+text`` (module docstring).
+    input_params : dict
+        Parameters of the kind's loader (``images+text``: ``features.images.ImageConfig``
+        fields; default: its 2 x 64 x 128 images).
+    classifier_protocols : dict of str -> tuple of str
+        Protocols a classifier runs under when not every protocol (a costly tuned model).
     columns : dict of str -> str
-        Per modality, a regular expression the kept functional columns must match in full
-        (absent: every column of the families).
+        Per modality, a regular expression the kept functional columns (``functionals``) or
+        frame-level columns (``sequences``) must match in full (absent: every column of the
+        families).
     audio_encoder : dict or None
         ``{"family": ..., "columns": regex, "params": {...}}``: the audio block is instead
         ``fusion.autoencoder.SequenceAutoencoder(**params)`` trained, per fold, on the
         training clips' frames of that family's matching columns.
-    method : str
-        Fusion chain of ``fusion.methods`` (``concat`` first, e.g. ``mfa``, ``zebra``).
     fusion_params : dict
-        Its parameters (``step__name``).
+        Parameters of the fusion chain (``step__name``).
     video_to_audio_size : bool
         PCA of the video block to the audio block's width before fusion.
-    classifiers : tuple of (str, dict)
-        Registered classifier names with parameters; the first is the paper's model, the rest
-        the models it is compared with.
     segments : int
         Pieces per clip of the random split of pieces (0: no such protocol).
     claims : tuple of Claim
@@ -121,6 +156,9 @@ class Recipe:
     method: str
     classifiers: tuple
     claims: tuple = ()
+    inputs: str = "functionals"
+    input_params: dict = field(default_factory=dict)
+    classifier_protocols: dict = field(default_factory=dict)
     columns: dict = field(default_factory=dict)
     audio_encoder: dict = None
     fusion_params: dict = field(default_factory=dict)
@@ -129,8 +167,8 @@ class Recipe:
     notes: tuple = ()
 
     def all_families(self) -> list:
-        """Every family of every modality, audio first."""
-        return [f for modality in ("audio", "video") for f in self.families.get(modality, ())]
+        """Every family of every modality, in ``MODALITIES`` order."""
+        return [f for modality in MODALITIES for f in self.families.get(modality, ())]
 
 
 DV_EMOTIONNET = Recipe(
@@ -207,7 +245,88 @@ KIRAR_BILSTM_SA = Recipe(
     ),
 )
 
-RECIPES = {recipe.name: recipe for recipe in (DV_EMOTIONNET, KIRAR_BILSTM_SA)}
+OMSN_ER = Recipe(
+    name="omsn-er",
+    title="OMSN-ER",
+    reference="Patil, Virupakshappa & Vijaya (2024), OMSN-ER: BiLSTM features, MPDRF-Net dense residual fusion, "
+              "self-attention CNN (SMGCNN) with its learning rate tuned by the mountain gazelle optimiser",
+    families={"audio": ("mfcc", "energy", "zcr", "pitch", "spectral", "envelope", "mcr"), "video": ("hog",)},
+    inputs="sequences",
+    # Static MFCCs (the paper names no deltas) beside the other audio streams: 52 values a frame.
+    columns={"audio": r"(?!mfcc_\d+_delta).*"},
+    method="",
+    classifiers=(("omsn-mgo", {}), ("omsn", {})),
+    classifier_protocols={"omsn-mgo": ("random",)},
+    claims=(
+        Claim("RAVDESS", "fused", "omsn-mgo", 0.9633, "Table 1, read as top-1: the printed 'accuracy' 0.9908 is the "
+              "one-vs-rest average 1 - 2 (1 - 0.9633) / 8 (precision, recall and F1 0.9633); 8 classes, "
+              "80/20 split, random vs actor-wise NS, no test set", as_printed=0.9908),
+    ),
+    notes=(
+        "Audio frames (10 ms): 40 static MFCCs, RMS and log energy, zero-crossing rate, F0 (YIN) and voicing, "
+        "FFT-based spectral centroid, spread, roll-off, flux and flatness, the amplitude envelope (per-frame peak "
+        "of |x|) and the mean-crossing rate (zero crossings of x minus its mean): 52 values. The paper names "
+        "these parts but defines none (no coefficient counts, windows or definitions).",
+        "Video frames: HOG of each 64 x 64 face crop (8-pixel cells, 2 x 2 blocks, 9 orientations: 1764 values); "
+        "the paper gives no HOG settings. Its preprocessing (bilateral filter, spectral noise gate at 0.1) is "
+        "not reproduced.",
+        "Network (classify.omsn): per modality a BiLSTM (32 units a direction) over the frames averaged in runs "
+        "of 4, mean-pooled and projected to a 10 x 10 map (the paper's two input layers); MPDRF-Net built from "
+        "its description only (channel-pixel weighting, a nested encoder-decoder of aggregated-residual blocks "
+        "with dense skips and a residual transformer at the bottleneck, widths 16/32/64); SMGCNN with a SAGAN "
+        "self-attention block and a dense softmax head. Cross-entropy: the paper's binary cross-entropy on a "
+        "single-label 8-class task is taken as a slip. Adam, batch 32, at most 60 epochs (the paper: 200) with "
+        "early stopping after 8 epochs without improvement on 15 % of the training clips (the paper states no "
+        "stopping rule).",
+        "MGO (omsn-mgo, the paper's model): the learning rate in [1e-4, 1e-2] on a log scale, each candidate "
+        "scored by its balanced accuracy over 2 speaker-grouped inner folds of the training speakers only; the "
+        "chosen rate is refitted on all of them and written per fold (chosen). Budget: a herd of 3 for one "
+        "iteration, 15 candidates = 30 inner trainings + 1 refit per outer fold, the smallest MGO budget (the "
+        "paper: 50 gazelles x 100 iterations, about 20,000 trainings, on data NS), run under the paper's split "
+        "only: the speaker folds and LOSO would cost 31 trainings per fold, 4 + 12 folds on 12 actors. omsn is "
+        "the same network at Adam's default rate 1e-3 under every protocol.",
+        "The one-vs-rest figure (1 - 2 (1 - accuracy) / k) is given beside each accuracy: it is what the paper "
+        "prints as accuracy, and it rises towards 1 with the number of classes whatever the model.",
+    ),
+)
+
+MM_EMOR = Recipe(
+    name="mm-emor",
+    title="MM-EMOR",
+    reference="Adel, Fathalla & Abo ElFarag (2023), MM-EMOR: multi-modal emotion recognition of social media "
+              "using concatenated deep learning networks, Big Data and Cognitive Computing 7(4), 164",
+    families={"audio": ("mel", "chroma"), "text": ("text",)},
+    inputs="images+text",
+    method="",
+    classifiers=(("mm_emor", {}), ("mm_emor_image", {}), ("mm_emor_text", {})),
+    claims=(
+        Claim("IEMOCAP", "fused", "mm_emor", 0.7706, "Table 6, 4 classes (variant A), 5-fold CV, folds NS; "
+              "printed as 'UA' beside 'WA' 0.7792: the paper swaps the names, 0.7706 is overall accuracy"),
+        Claim("IEMOCAP", "fused", "mm_emor", 0.7622, "Table 6, variant B (happiness + excitement); 'UA' as printed "
+              "= overall accuracy"),
+        Claim("MELD", "fused", "mm_emor", 0.6333, "Table 7, 7 classes, official split, test set"),
+    ),
+    notes=(
+        "Audio image: a 2 x 64 x 128 image per clip, channel 0 the 64-band log-mel spectrogram (25 ms / 10 ms, "
+        "16 kHz, dB below the clip's maximum clipped at 80 dB, scaled to [0, 1]), channel 1 the 12-class "
+        "chromagram repeated over the rows, the time axis stretched to 128 columns (features.images); the paper "
+        "states no parameters and 'merges' the two images in a way NS.",
+        "Image branch: a MobileNetV2-style CNN (four inverted-residual stages up to 64 channels, 128-value "
+        "encoding) trained from scratch with the head: no ImageNet weights offline (whether the paper's were "
+        "pretrained or frozen is NS).",
+        "Text branch: all-MiniLM-L6-v2 sentence embeddings (384 values, the text family), frozen. RoBERTa-base's "
+        "weights cannot be downloaded here. On RAVDESS and the synthetic corpus a clip's text is its statement "
+        "(two sentences, the same for every emotion), so text carries no emotion there: the text-only row "
+        "(mm_emor_text) shows it. Text-only MELD (dev) runs through `python -m classify holdout`.",
+        "Head: concatenation, dense 128 ReLU with an L2 penalty of 1e-3 on its weights, dropout 0.3, softmax; "
+        "Adam 1e-3, batch 32, 30 epochs, keeping the epoch with the lowest loss on 15 % of the training clips "
+        "(the paper keeps 'the best model reached', which may have looked at the test fold). Units, penalty, "
+        "rate and batch are NS.",
+        "mm_emor_image and mm_emor_text are the same network on one branch (run where both modalities exist).",
+    ),
+)
+
+RECIPES = {recipe.name: recipe for recipe in (DV_EMOTIONNET, KIRAR_BILSTM_SA, OMSN_ER, MM_EMOR)}
 
 
 def get_recipe(name: str) -> Recipe:
@@ -253,7 +372,8 @@ def recipe_store(recipe: Recipe, dataset: str, data_dir=None, *, cache_dir=Path(
     Raises
     ------
     EmofuseError
-        No usable store and no corpus to extract one from.
+        No usable store and no corpus to extract one from, or a corpus without any modality
+        of the recipe.
     """
     cache_dir = Path(cache_dir)
     if data_dir is None and (Path("data") / dataset).is_dir():
@@ -270,6 +390,7 @@ def recipe_store(recipe: Recipe, dataset: str, data_dir=None, *, cache_dir=Path(
     own_cache = cache_dir / dataset / "recipes" / config_hash(config)
     own = store_path(dataset, own_cache)
     if data_dir is not None:
+        _check_corpus_modalities(recipe, dataset, data_dir)
         log.info("recipe %s: extracting %s into %s (the main store lacks them)", recipe.name,
                  ", ".join(recipe.all_families()), own)
         run_features(dataset, data_dir, jobs=jobs, cache_dir=own_cache, config=config, progress=progress)
@@ -280,10 +401,20 @@ def recipe_store(recipe: Recipe, dataset: str, data_dir=None, *, cache_dir=Path(
     return own
 
 
+def _check_corpus_modalities(recipe: Recipe, dataset: str, data_dir) -> None:
+    """Refuse, before any extraction, a corpus that has none of the recipe's modalities."""
+    clips = read_corpus(dataset, data_dir).clips
+    present = [m for m, column in SOURCES.items() if (clips[column].astype(str) != "").any()]
+    wanted = [m for m in MODALITIES if recipe.families.get(m)]
+    if not set(present) & set(wanted):
+        raise EmofuseError(f"recipe {recipe.name} needs {' or '.join(wanted)}; the {dataset} corpus at {data_dir} "
+                           f"has only {' and '.join(present) or 'nothing'}")
+
+
 def _config_covers(config: dict, recipe: Recipe) -> bool:
     """True when a store configuration computes the recipe's families with default parameters."""
     defaults = default_config()
-    for modality in ("audio", "video"):
+    for modality in [m for m in MODALITIES if m != "text" or recipe.families.get(m)]:
         stored = dict(config.get(modality, {}))
         if not set(recipe.families.get(modality, ())) <= set(stored.pop("families", ())):
             return False
@@ -300,64 +431,186 @@ def _config_covers(config: dict, recipe: Recipe) -> bool:
 
 @dataclass
 class Inputs:
-    """What a recipe reads for each clip (rows of ``clips``).
+    """What a recipe's classifiers read for each clip (rows of ``clips``).
 
-    ``functionals``: modality -> (X [shape=(n, d)], names); ``sequences``: the audio encoder's
-    frame sequences (list of (t_i, d)) or None; ``modalities``: those the run uses.
+    Attributes
+    ----------
+    clips : pd.DataFrame
+        The clips that have every used modality, in store order.
+    modalities : list of str
+        The modalities the run uses.
+    X : object
+        The clips' inputs of the recipe's input kind, row ``i`` for clip ``i``: `Functionals`,
+        a list of per-modality sequence tuples, or ``(images, texts)`` (module docstring).
     """
 
     clips: pd.DataFrame
     modalities: list
-    functionals: dict
+    X: object
+
+
+@dataclass
+class Functionals:
+    """Inputs of the ``functionals`` kind.
+
+    ``blocks``: modality -> (X [shape=(n, d)], names); ``sequences``: the audio encoder's
+    frame sequences (list of (t_i, d)), or None without an encoder.
+    """
+
+    blocks: dict
     sequences: list = None
 
 
-def load_inputs(recipe: Recipe, store: FeatureStore) -> Inputs:
-    """The recipe's inputs from ``store``: its functional columns and encoder sequences.
+@dataclass(frozen=True)
+class InputKind:
+    """One kind of classifier input: how it is loaded and how a fold gets its part.
 
-    Only clips that have every used modality are kept.  A modality of the recipe that the
-    store has no features of is left out (the run reports the branch it used).
+    Attributes
+    ----------
+    load : callable
+        ``load(recipe, store, clips, modalities) -> X``: the inputs of the rows of ``clips``
+        (row ``i`` for clip ``i``) from the feature store, computed per clip: nothing here
+        may depend on other clips.
+    fold : callable
+        ``fold(recipe, X, train, clips, seed) -> (X_train, X_test, n_parameters)``: one fold's
+        training and test inputs (``train`` a boolean row mask), anything data-dependent
+        fitted on the training rows only, and the trainable parameters of what was fitted
+        (0 when nothing).
+    modalities : tuple of str
+        The modalities it can feed.
+    """
+
+    load: Callable
+    fold: Callable
+    modalities: tuple
+
+
+def load_inputs(recipe: Recipe, store: FeatureStore) -> Inputs:
+    """The recipe's inputs from ``store``, of its input kind.
+
+    Only clips that have every used modality (finite functionals of the modality's families)
+    are kept.  A modality of the recipe that the store has no features of is left out (the
+    run reports the branch it used).
 
     Raises
     ------
     EmofuseError
-        The store holds no modality of the recipe.
+        The store holds no modality of the recipe, or the input kind is unknown.
     """
-    modalities = [m for m in ("audio", "video") if recipe.families.get(m)
+    kind = input_kind(recipe)
+    modalities = [m for m in kind.modalities if recipe.families.get(m)
                   and any(f in store.families(m) or f in store.sequence_families() for f in recipe.families[m])
                   and store.has_modality(m)]
     if not modalities:
         raise EmofuseError(f"recipe {recipe.name}: the {store.dataset!r} store has none of its families "
                            f"({', '.join(recipe.all_families())})")
-    blocks, present = {}, np.ones(len(store), bool)
+    present = np.ones(len(store), bool)
+    for modality in modalities:
+        families = [f for f in recipe.families[modality] if f in store.families(modality)]
+        if modality == "audio" and recipe.audio_encoder:
+            families = [recipe.audio_encoder["family"]]
+        present &= np.isfinite(store.functionals(families=families)[0]).any(axis=1)
+    clips = store.clips.iloc[np.flatnonzero(present)].reset_index(drop=True)
+    return Inputs(clips=clips, modalities=modalities, X=kind.load(recipe, store, clips, modalities))
+
+
+def input_kind(recipe: Recipe) -> InputKind:
+    """The `InputKind` of ``recipe.inputs``, or an EmofuseError listing the known ones."""
+    if recipe.inputs not in INPUT_KINDS:
+        raise EmofuseError(f"recipe {recipe.name}: unknown input kind {recipe.inputs!r}; "
+                           f"known: {', '.join(INPUT_KINDS)}")
+    return INPUT_KINDS[recipe.inputs]
+
+
+def _store_rows(store: FeatureStore, clips: pd.DataFrame) -> np.ndarray:
+    """Positions in ``store.clips`` of the rows of ``clips``."""
+    return pd.Index(store.clips["clip_id"]).get_indexer(clips["clip_id"])
+
+
+def _columns(names, pattern) -> list:
+    """Positions of the ``names`` that match ``pattern`` in full (all of them for None)."""
+    return [j for j, name in enumerate(names) if not pattern or re.fullmatch(pattern, name)]
+
+
+def clip_frames(store: FeatureStore, clip_id: str, families, pattern=None) -> np.ndarray:
+    """One clip's frame-level streams of ``families`` side by side.
+
+    Parameters
+    ----------
+    store : FeatureStore
+    clip_id : str
+    families : sequence of str
+        Frame-level families of one modality (one clock; a stream a frame longer than
+        another, from its analysis window, is cut to the shortest).
+    pattern : str or None
+        Regular expression the kept column names must match in full.
+
+    Returns
+    -------
+    np.ndarray [shape=(t, d), dtype=float32]
+    """
+    streams = [store.sequence(str(clip_id), family) for family in families]
+    length = min(len(stream.values) for stream in streams)
+    values = np.hstack([stream.values[:length] for stream in streams])
+    return values[:, _columns([n for stream in streams for n in stream.names], pattern)].astype(np.float32)
+
+
+def functional_inputs(recipe: Recipe, store: FeatureStore, clips: pd.DataFrame, modalities) -> Functionals:
+    """The ``functionals`` kind: each modality's functional columns, and the encoder's frames."""
+    rows = _store_rows(store, clips)
+    blocks = {}
     for modality in modalities:
         if modality == "audio" and recipe.audio_encoder:
-            present &= np.isfinite(store.functionals(families=[recipe.audio_encoder["family"]])[0]).any(axis=1)
             continue
-        families = [f for f in recipe.families[modality] if f in store.families(modality)]
-        X, names = store.functionals(families=families)
-        pattern = recipe.columns.get(modality)
-        if pattern:
-            keep = [j for j, name in enumerate(names) if re.fullmatch(pattern, name)]
-            X, names = X[:, keep], [names[j] for j in keep]
-        blocks[modality] = (X.astype(np.float64), names)
-        present &= np.isfinite(X).any(axis=1)
-    rows = np.flatnonzero(present)
-    clips = store.clips.iloc[rows].reset_index(drop=True)
+        X, names = store.functionals(families=[f for f in recipe.families[modality] if f in store.families(modality)])
+        keep = _columns(names, recipe.columns.get(modality))
+        blocks[modality] = (X[rows][:, keep].astype(np.float64), [names[j] for j in keep])
     sequences = None
     if "audio" in modalities and recipe.audio_encoder:
         family, pattern = recipe.audio_encoder["family"], recipe.audio_encoder["columns"]
-        sequences = []
-        for clip_id in clips["clip_id"]:
-            stream = store.sequence(str(clip_id), family)
-            keep = [j for j, name in enumerate(stream.names) if re.fullmatch(pattern, name)]
-            sequences.append(stream.values[:, keep].astype(np.float64))
-    blocks = {m: (X[rows], names) for m, (X, names) in blocks.items()}
-    return Inputs(clips=clips, modalities=modalities, functionals=blocks, sequences=sequences)
+        sequences = [clip_frames(store, clip_id, [family], pattern).astype(np.float64) for clip_id in clips["clip_id"]]
+    return Functionals(blocks, sequences)
+
+
+def sequence_inputs(recipe: Recipe, store: FeatureStore, clips: pd.DataFrame, modalities) -> list:
+    """The ``sequences`` kind: per clip, a tuple of one frame sequence per modality.
+
+    Returns
+    -------
+    list of tuple of np.ndarray
+        Per clip ``(frames of modality 1 [shape=(t_1, d_1)], ...)`` in the order of
+        ``modalities``: the frame-level streams of the modality's families (`clip_frames`),
+        the columns matching ``recipe.columns[modality]``, raw (standardisation is the
+        classifier's, on its training clips).
+    """
+    families = {m: [f for f in recipe.families[m] if f in store.sequence_families()] for m in modalities}
+    return [tuple(clip_frames(store, clip_id, families[m], recipe.columns.get(m)) for m in modalities)
+            for clip_id in clips["clip_id"]]
+
+
+def image_text_inputs(recipe: Recipe, store: FeatureStore, clips: pd.DataFrame, modalities) -> tuple:
+    """The ``images+text`` kind: ``(images, texts)``.
+
+    Returns
+    -------
+    images : np.ndarray [shape=(n, 2, height, width), dtype=float32] or None
+        Mel + chroma spectrogram images (``features.images.store_images`` with
+        ``ImageConfig(**recipe.input_params)``); None without audio.
+    texts : np.ndarray [shape=(n, d)] or None
+        The ``text`` family's sentence embeddings; None without text.
+    """
+    images = texts = None
+    if "audio" in modalities:
+        images = store_images(store, [str(c) for c in clips["clip_id"]], ImageConfig(**recipe.input_params))
+    if "text" in modalities:
+        X, _ = store.functionals(families=[f for f in recipe.families["text"] if f in store.families("text")])
+        texts = X[_store_rows(store, clips)].astype(np.float64)
+    return images, texts
 
 
 def segment_inputs(recipe: Recipe, store: FeatureStore, inputs: Inputs) -> Inputs:
-    """The inputs of every clip cut into ``recipe.segments`` equal pieces (rows ``<clip_id>#<k>``).
+    """The ``functionals`` inputs of every clip cut into ``recipe.segments`` equal pieces
+    (rows ``<clip_id>#<k>``).
 
     Audio functionals are recomputed on each piece of the recipe's frame-level audio streams
     (``features.functionals.functionals``, same columns); video functionals are clip-level and
@@ -379,28 +632,30 @@ def segment_inputs(recipe: Recipe, store: FeatureStore, inputs: Inputs) -> Input
                 values, piece_names = functionals(piece)
                 parts.append(values)
                 names += piece_names
-            keep = [j for j, name in enumerate(names) if not pattern or re.fullmatch(pattern, name)]
-            audio.append(np.concatenate(parts)[keep])
+            audio.append(np.concatenate(parts)[_columns(names, pattern)])
             rows.append(i)
     rows = np.array(rows)
     clips = inputs.clips.iloc[rows].reset_index(drop=True)
     clips["clip_id"] = [f"{c}#{k}" for c, k in zip(clips["clip_id"], np.tile(np.arange(n), len(inputs.clips)))]
-    blocks = {"audio": (np.array(audio, np.float64), inputs.functionals["audio"][1])}
-    if "video" in inputs.functionals:
-        X, names = inputs.functionals["video"]
-        blocks["video"] = (X[rows], names)
-    return Inputs(clips=clips, modalities=inputs.modalities, functionals=blocks)
+    blocks = {"audio": (np.array(audio, np.float64), inputs.X.blocks["audio"][1])}
+    for modality, (X, names) in inputs.X.blocks.items():
+        if modality != "audio":
+            blocks[modality] = (X[rows], names)
+    return Inputs(clips=clips, modalities=inputs.modalities, X=Functionals(blocks))
 
 
-def fold_matrices(recipe: Recipe, inputs: Inputs, train: np.ndarray, seed: int = 0):
-    """The fused training and test features of one fold, fitted on its training rows only.
+def fold_matrices(recipe: Recipe, X: Functionals, train: np.ndarray, clips: pd.DataFrame, seed: int = 0):
+    """The ``functionals`` kind's fold step: fused training and test features, fitted on the
+    training rows only.
 
     Parameters
     ----------
     recipe : Recipe
-    inputs : Inputs
+    X : Functionals
     train : np.ndarray [shape=(n,), dtype=bool]
         Training rows; the others are tested.
+    clips : pd.DataFrame
+        The rows' clips (labels and speakers of the supervised fusion steps).
     seed : int
 
     Returns
@@ -410,34 +665,117 @@ def fold_matrices(recipe: Recipe, inputs: Inputs, train: np.ndarray, seed: int =
     encoder_parameters : int
         Trainable parameters of the audio encoder (0 without one).
     """
-    labels = inputs.clips["label"].astype(str).to_numpy()
-    speakers = inputs.clips["speaker"].astype(str).to_numpy()
+    labels = clips["label"].astype(str).to_numpy()
+    speakers = clips["speaker"].astype(str).to_numpy()
     matrices, blocks, encoder_parameters = [], [], 0
-    for modality in inputs.modalities:
-        if modality == "audio" and inputs.sequences is not None:
+    modalities = (["audio"] if X.sequences is not None else []) + list(X.blocks)
+    for modality in [m for m in MODALITIES if m in modalities]:
+        if modality == "audio" and X.sequences is not None:
             from fusion.autoencoder import SequenceAutoencoder
 
             encoder = SequenceAutoencoder(random_state=seed, **recipe.audio_encoder.get("params", {}))
-            encoder.fit([s for s, t in zip(inputs.sequences, train) if t])
-            X = encoder.transform(inputs.sequences)
+            encoder.fit([s for s, t in zip(X.sequences, train) if t])
+            block = encoder.transform(X.sequences)
             encoder_parameters = sum(p.numel() for p in encoder.network_.parameters())
         else:
-            X = inputs.functionals[modality][0]
-        matrices.append(X)
-        blocks.append([modality, X.shape[1]])
+            block = X.blocks[modality][0]
+        matrices.append(block)
+        blocks.append([modality, block.shape[1]])
     params = dict(recipe.fusion_params)
     if recipe.video_to_audio_size and len(blocks) == 2 and blocks[1][1] > blocks[0][1]:
         params["concat__pca"] = {"video": blocks[0][1]}
     pipeline = build_pipeline(recipe.method, blocks, seed=seed, **params)
-    X = np.hstack(matrices)
-    Z_train = pipeline.fit_transform(X[train], labels[train], groups=speakers[train])
-    Z_test = pipeline.transform(X[~train]) if (~train).any() else np.empty((0, Z_train.shape[1]))
+    stacked = np.hstack(matrices)
+    Z_train = pipeline.fit_transform(stacked[train], labels[train], groups=speakers[train])
+    Z_test = pipeline.transform(stacked[~train]) if (~train).any() else np.empty((0, Z_train.shape[1]))
     return Z_train, Z_test, encoder_parameters
 
 
+def split_rows(recipe: Recipe, X, train: np.ndarray, clips: pd.DataFrame, seed: int = 0):
+    """The fold step of kinds that fit nothing outside the classifier: the training and test rows
+    of ``X`` (`classify.tuning.take_rows`), and 0 parameters."""
+    return take_rows(X, np.flatnonzero(train)), take_rows(X, np.flatnonzero(~train)), 0
+
+
+INPUT_KINDS = {
+    "functionals": InputKind(functional_inputs, fold_matrices, ("audio", "video", "text")),
+    "sequences": InputKind(sequence_inputs, split_rows, ("audio", "video")),
+    "images+text": InputKind(image_text_inputs, split_rows, ("audio", "text")),
+}
+"""Input kinds a recipe can name (``Recipe.inputs``); add a kind here with its loader and fold step."""
+
+
+@dataclass(frozen=True)
+class RecipeNetwork:
+    """A classifier only recipes feed (its inputs are neither vectors nor the evaluate stage's
+    sequences), for ``Recipe.classifiers``.
+
+    Attributes
+    ----------
+    build : callable
+        ``build(random_state) -> estimator``.
+    needs : tuple of str
+        Modalities a run must use for the row to run (an ablation row runs only beside the
+        fused model it takes apart).
+    """
+
+    build: Callable
+    needs: tuple = ()
+
+
+def _mm_emor(**fixed):
+    def build(random_state):
+        from .mm_emor import MmEmorClassifier
+
+        return MmEmorClassifier(random_state=random_state, **fixed)
+    return build
+
+
+RECIPE_NETWORKS = {
+    "mm_emor": RecipeNetwork(_mm_emor()),
+    "mm_emor_image": RecipeNetwork(_mm_emor(branches=("image",)), needs=("audio", "text")),
+    "mm_emor_text": RecipeNetwork(_mm_emor(branches=("text",)), needs=("audio", "text")),
+}
+"""Networks of ``images+text`` recipes: MM-EMOR (image and text branches; with one modality, that
+branch alone), and its image-only and text-only ablations."""
+
+
+def make_recipe_classifier(name: str, params: dict, seed: int = 0, max_epochs=None):
+    """A fresh estimator for one row of ``Recipe.classifiers``.
+
+    Parameters
+    ----------
+    name : str
+    params : dict
+    seed : int
+    max_epochs : int or None
+        Cap on the epochs of every network in it (``max_epochs`` and ``*__max_epochs``
+        parameters), for a shorter run; None: as the recipe says.
+
+    Returns
+    -------
+    estimator : scikit-learn classifier
+        ``CLASSIFIERS[name]`` or ``RECIPE_NETWORKS[name]`` with ``params`` set.
+    groups : bool
+        Its ``fit`` takes ``groups=`` (the training clips' speakers, for inner tuning).
+    """
+    if name in RECIPE_NETWORKS:
+        estimator, groups = RECIPE_NETWORKS[name].build(seed), False
+    else:
+        estimator, groups = make_classifier(name, random_state=seed), CLASSIFIERS[name].groups
+    if params:
+        estimator.set_params(**params)
+    if max_epochs is not None:
+        epochs = {key: min(value, max_epochs) for key, value in estimator.get_params().items()
+                  if key == "max_epochs" or key.endswith("__max_epochs")}
+        estimator.set_params(**epochs)
+    return estimator, groups
+
+
 def n_parameters(estimator) -> int:
-    """Trainable parameters of a fitted torch classifier (0 for other estimators)."""
-    network = getattr(estimator, "network_", None)
+    """Trainable parameters of a fitted torch classifier, or of the network a tuned one refitted
+    (0 for other estimators)."""
+    network = getattr(getattr(estimator, "best_estimator_", estimator), "network_", None)
     return int(sum(p.numel() for p in network.parameters() if p.requires_grad)) if network is not None else 0
 
 
@@ -447,7 +785,7 @@ def n_parameters(estimator) -> int:
 
 
 def run_recipe(recipe, dataset: str, *, data_dir=None, cache_dir=Path("cache"), reports_dir=Path("reports"),
-               protocols=PROTOCOLS, jobs=2, seed=0, progress=False) -> dict:
+               protocols=PROTOCOLS, jobs=2, seed=0, max_epochs=None, progress=False) -> dict:
     """Run a recipe end to end on a corpus and merge its results into ``recipes.json``.
 
     Parameters
@@ -463,6 +801,9 @@ def run_recipe(recipe, dataset: str, *, data_dir=None, cache_dir=Path("cache"), 
         Feature extraction workers.
     seed : int
         Seed of the folds, the fusion steps and the networks.
+    max_epochs : int or None
+        Cap on every network's epochs (`make_recipe_classifier`), recorded in the results and
+        the report; None: the recipe's own.
     progress : bool
 
     Returns
@@ -480,21 +821,21 @@ def run_recipe(recipe, dataset: str, *, data_dir=None, cache_dir=Path("cache"), 
         inputs = load_inputs(recipe, store)
         for protocol in [p for p in PROTOCOLS if p in protocols]:
             if protocol == SEGMENT_PROTOCOL:
-                if not recipe.segments or "audio" not in inputs.functionals:
+                if not recipe.segments or recipe.inputs != "functionals" or "audio" not in inputs.X.blocks:
                     continue
                 protocol_inputs = segment_inputs(recipe, store, inputs)
                 folds = make_folds(protocol_inputs.clips, "random", seed=seed)
             else:
                 protocol_inputs = inputs
                 folds = make_folds(inputs.clips, protocol, seed=seed)
-            results += _run_protocol(recipe, protocol_inputs, protocol, folds, seed)
+            results += _run_protocol(recipe, protocol_inputs, protocol, folds, seed, max_epochs)
     branch = _branch(inputs.modalities)
     for entry in results:
         entry |= {"dataset": dataset, "branch": branch, "store": str(path)}
     report_dir = Path(reports_dir) / dataset
     document = merge_recipe_results(read_recipe_results(report_dir / "recipes.json"), results, dataset)
     document["skipped"] = {k: v for k, v in document.get("skipped", {}).items() if k != recipe.name}
-    missing = [m for m in ("audio", "video") if recipe.families.get(m) and m not in inputs.modalities]
+    missing = [m for m in MODALITIES if recipe.families.get(m) and m not in inputs.modalities]
     if missing:
         document.setdefault("branch_notes", {})[recipe.name] = (
             f"{' and '.join(missing)} branch not run: the {dataset} store has no {' or '.join(missing)} features")
@@ -506,43 +847,50 @@ def run_recipe(recipe, dataset: str, *, data_dir=None, cache_dir=Path("cache"), 
 
 
 def _branch(modalities) -> str:
-    return "fused" if len(modalities) == 2 else modalities[0]
+    return "fused" if len(modalities) > 1 else modalities[0]
 
 
-def _run_protocol(recipe, inputs, protocol, folds, seed) -> list:
+def _run_protocol(recipe, inputs, protocol, folds, seed, max_epochs=None) -> list:
     """Fit the recipe on every fold of one protocol; one result entry per classifier."""
     ids = inputs.clips["clip_id"].astype(str).to_numpy()
     labels = inputs.clips["label"].astype(str).to_numpy()
     speakers = inputs.clips["speaker"].astype(str).to_numpy()
     classes = sorted(set(labels.tolist()))
-    per_classifier = {name: {"folds": [], "seconds": 0.0, "parameters": 0} for name, _ in recipe.classifiers}
-    fusion_seconds = 0.0
+    kind = input_kind(recipe)
+    rows = [(name, params) for name, params in recipe.classifiers
+            if protocol in recipe.classifier_protocols.get(name, PROTOCOLS)
+            and set(RECIPE_NETWORKS[name].needs if name in RECIPE_NETWORKS else ()) <= set(inputs.modalities)]
+    per_classifier = {name: {"folds": [], "seconds": 0.0, "parameters": 0} for name, _ in rows}
+    fold_seconds, width = 0.0, None
     for fold in folds:
         train = np.isin(ids, fold.train_ids)
         start = time.perf_counter()
-        Z_train, Z_test, encoder_parameters = fold_matrices(recipe, inputs, train, seed)
-        fusion_seconds += time.perf_counter() - start
-        for name, params in recipe.classifiers:
+        X_train, X_test, fitted_parameters = kind.fold(recipe, inputs.X, train, inputs.clips, seed)
+        fold_seconds += time.perf_counter() - start
+        width = int(X_train.shape[1]) if isinstance(X_train, np.ndarray) and X_train.ndim == 2 else None
+        for name, params in rows:
             start = time.perf_counter()
-            estimator = make_classifier(name, random_state=seed)
-            if params:
-                estimator.set_params(**params)
-            estimator.fit(Z_train, labels[train])
-            predicted = np.asarray(estimator.predict(Z_test)).astype(str)
+            estimator, groups = make_recipe_classifier(name, params, seed, max_epochs)
+            estimator.fit(X_train, labels[train], **({"groups": speakers[train]} if groups else {}))
+            predicted = np.asarray(estimator.predict(X_test)).astype(str)
             record = per_classifier[name]
             record["seconds"] += time.perf_counter() - start
-            record["parameters"] = n_parameters(estimator) + encoder_parameters
-            record["folds"].append({"fold": fold.fold, "test_speakers": fold.test_speakers,
-                                    **fold_scores(labels[~train], predicted, classes, speakers[~train])})
+            record["parameters"] = n_parameters(estimator) + fitted_parameters
+            scores = fold_scores(labels[~train], predicted, classes, speakers[~train])
+            chosen = {"chosen": estimator.best_params_} if hasattr(estimator, "best_params_") else {}
+            record["folds"].append({"fold": fold.fold, "test_speakers": fold.test_speakers, **scores,
+                                    "ovr_accuracy": one_vs_rest_accuracy(scores["confusion"]), **chosen})
         log.info("%s %s fold %d done", recipe.name, protocol, fold.fold)
     entries = []
     for name, record in per_classifier.items():
         summary = summarise_folds(record["folds"])
+        ovr, ovr_std = mean_and_std([f["ovr_accuracy"] for f in record["folds"]])
         entries.append({
             "recipe": recipe.name, "classifier": name, "protocol": protocol, "modalities": list(inputs.modalities),
-            "wall_s": round(fusion_seconds + record["seconds"], 2), "n_parameters": record["parameters"],
-            "n_rows": len(ids), "feature_width": int(Z_train.shape[1]), **summary, "labels": classes,
-            "n_folds": len(folds), "folds": record["folds"],
+            "inputs": recipe.inputs, "wall_s": round(fold_seconds + record["seconds"], 2),
+            "n_parameters": record["parameters"], "n_rows": len(ids), "feature_width": width, **summary,
+            "ovr_accuracy": ovr, "ovr_accuracy_std": ovr_std, "labels": classes, "n_folds": len(folds),
+            "folds": record["folds"], **({"max_epochs": max_epochs} if max_epochs is not None else {}),
             **({"warning": RANDOM_SPLIT_WARNING} if protocol in ("random", SEGMENT_PROTOCOL) else {}),
         })
         log.info("%s %s %s: accuracy %.3f, UA %.3f", recipe.name, protocol, name, entries[-1]["accuracy"],
@@ -619,11 +967,19 @@ def paper_claim(recipe: Recipe, classifier: str, branch: str, dataset: str):
     return next(iter(same_corpus + same_branch + own), None)
 
 
-def _score(entry) -> str:
+def _score(entry, one_vs_rest=False) -> str:
     if entry is None:
         return "—"
     spread = f" ± {100 * entry['accuracy_std']:.1f}" if entry["n_folds"] > 1 else ""
-    return f"{100 * entry['accuracy']:.1f}{spread} (UA {100 * entry['ua']:.1f})"
+    ovr = f"; one-vs-rest {100 * entry['ovr_accuracy']:.1f}" if one_vs_rest else ""
+    return f"{100 * entry['accuracy']:.1f}{spread} (UA {100 * entry['ua']:.1f}{ovr})"
+
+
+def _claimed(claim) -> str:
+    if claim is None:
+        return "—"
+    printed = f"; printed as {100 * claim.as_printed:.2f}" if claim.as_printed is not None else ""
+    return f"{100 * claim.accuracy:.2f} ({claim.dataset} {claim.branch}{printed}; {claim.source})"
 
 
 def write_recipe_report(report_dir: Path, document: dict) -> Path:
@@ -637,7 +993,9 @@ def write_recipe_report(report_dir: Path, document: dict) -> Path:
              "the same clips) on both sides and are shown only to measure that inflation; the speaker-independent "
              "columns are emofuse's honest figures. Wall time: fusion and training of that classifier over all folds of "
              "all protocols (features already extracted); parameters: trainable parameters of the network (and of "
-             "the audio autoencoder). The confusion matrix is the paper's model under the speaker-independent folds.",
+             "the audio autoencoder). The confusion matrix is the paper's model under the speaker-independent folds. "
+             "Where a paper prints a one-vs-rest average as accuracy, its claim shows both readings and the cells "
+             "add emofuse's one-vs-rest figure.",
              ""]
     by_recipe = {}
     for entry in document["results"]:
@@ -649,20 +1007,30 @@ def write_recipe_report(report_dir: Path, document: dict) -> Path:
         lines += [f"## {title} (`{name}`)", ""]
         if recipe:
             lines += [recipe.reference + ".", ""]
-        lines += [f"Modalities used: {', '.join(entries[0]['modalities'])} ({branch} branch). "
+        caps = sorted({e["max_epochs"] for e in entries if "max_epochs" in e})
+        capped = f"Networks' epochs capped at {', '.join(map(str, caps))} in this run (--max-epochs). " if caps else ""
+        lines += [f"Modalities used: {', '.join(entries[0]['modalities'])} ({branch} branch). " + capped
                   + document.get("branch_notes", {}).get(name, ""), ""]
         protocols = [p for p in PROTOCOLS if any(e["protocol"] == p for e in entries)]
+        one_vs_rest = bool(recipe) and any(c.as_printed is not None for c in recipe.claims)
         lines += ["| classifier | paper's claim (accuracy %) | " + " | ".join(PROTOCOL_HEADINGS[p] for p in protocols)
                   + " | wall time (s) | parameters |", "|---" * (4 + len(protocols)) + "|"]
         for classifier in dict.fromkeys(e["classifier"] for e in entries):
             row = {e["protocol"]: e for e in entries if e["classifier"] == classifier}
-            claim = paper_claim(recipe, classifier, branch, dataset) if recipe else None
-            claimed = f"{100 * claim.accuracy:.2f} ({claim.dataset} {claim.branch}; {claim.source})" if claim else "—"
+            claimed = _claimed(paper_claim(recipe, classifier, branch, dataset) if recipe else None)
             wall = sum(e["wall_s"] for e in row.values())
             parameters = max(e["n_parameters"] for e in row.values())
-            lines.append(f"| {classifier} | {claimed} | " + " | ".join(_score(row.get(p)) for p in protocols)
+            lines.append(f"| {classifier} | {claimed} | "
+                         + " | ".join(_score(row.get(p), one_vs_rest) for p in protocols)
                          + f" | {wall:.0f} | {f'{parameters:,}' if parameters else '—'} |")
         lines.append("")
+        for entry in entries:
+            chosen = [fold["chosen"] for fold in entry["folds"] if "chosen" in fold]
+            if chosen:
+                values = "; ".join(", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                                             for k, v in c.items()) for c in chosen)
+                lines += [f"Chosen inside the training speakers, {entry['classifier']}, "
+                          f"{PROTOCOL_HEADINGS[entry['protocol']].removeprefix('emofuse, ')}, per fold: {values}.", ""]
         main = entries[0]["classifier"]
         reference = next((e for e in entries if e["protocol"] == "speaker" and e["classifier"] == main), entries[0])
         figure = f"figures/recipe_{slug(name)}_{slug(reference['classifier'])}_{reference['protocol']}.png"
@@ -686,6 +1054,7 @@ def describe(recipe: Recipe) -> str:
     classifiers = ", ".join(name for name, _ in recipe.classifiers)
     claims = "; ".join(f"{c.dataset} {c.branch} {c.classifier} {100 * c.accuracy:.2f} %" for c in recipe.claims)
     return (f"{recipe.name}: {recipe.title}\n  {recipe.reference}\n  families: {families}\n"
-            f"  fusion: {recipe.method}{' (audio autoencoder)' if recipe.audio_encoder else ''}; "
+            f"  inputs: {recipe.inputs}; fusion: {recipe.method or 'inside the network'}"
+            f"{' (audio autoencoder)' if recipe.audio_encoder else ''}; "
             f"classifiers: {classifiers}\n  claims: {claims}")
 

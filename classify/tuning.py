@@ -136,7 +136,7 @@ def tune_hyperparameters(estimator, X, y, groups, space, *, n_splits=3, max_eval
         if key not in scores:
             scores[key] = float(np.mean([
                 balanced_accuracy_score(y[test], clone(estimator).set_params(**params)
-                                        .fit(_take(X, train), y[train]).predict(_take(X, test)))
+                                        .fit(take_rows(X, train), y[train]).predict(take_rows(X, test)))
                 for train, test in folds
             ]))
         return 1.0 - scores[key]
@@ -208,6 +208,15 @@ class MountainGazelleSearchCV(ClassifierMixin, BaseEstimator):
         return self.best_estimator_.predict_proba(X)
 
 
-def _take(X, index):
-    """Rows ``index`` of an array, or those items of a list of samples."""
+def take_rows(X, index):
+    """Rows ``index`` (integer positions) of per-sample inputs.
+
+    ``X`` is an array (rows are samples), a list of samples (e.g. frame sequences, or tuples
+    of one sequence per modality), or a tuple of such parts over the same samples (e.g.
+    ``(images, texts)``), whose parts are taken alike; a None part stays None.
+    """
+    if X is None:
+        return None
+    if isinstance(X, tuple):
+        return tuple(take_rows(part, index) for part in X)
     return X[index] if isinstance(X, np.ndarray) else [X[i] for i in index]

@@ -44,6 +44,22 @@ def test_text_only_model_and_reproducibility():
     pickle.loads(pickle.dumps(model))  # the training-time penalty hook is gone
 
 
+def test_branches_choose_the_parts_of_x_used():
+    X, y = stripes(60, 0)
+    T = texts_for(y, True, 0)
+    text_only = MmEmorClassifier(**SMALL, branches=("text",)).fit((X, T), y)
+    assert text_only.image_shape_ is None and text_only.text_size_ == 24
+    assert text_only.network_.image_encoder is None
+    image_only = MmEmorClassifier(**SMALL, branches=("image",)).fit((X, T), y)
+    assert image_only.image_shape_ == X.shape[1:] and image_only.text_size_ == 0
+    # the ignored part may be anything, even absent
+    np.testing.assert_array_equal(text_only.predict_proba((None, T)), text_only.predict_proba((X, T)))
+    with pytest.raises(NetworkInputError, match="branches"):
+        MmEmorClassifier(branches=("audio",)).fit((X, T), y)
+    with pytest.raises(NetworkInputError, match="neither images nor text"):
+        MmEmorClassifier(branches=("image",)).fit((None, T), y)
+
+
 def test_dense_penalty_shrinks_only_the_dense_weights():
     y = np.array(["low", "high"] * 30)
     T = texts_for(y, True, 0)
