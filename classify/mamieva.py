@@ -210,9 +210,10 @@ class MamievaNetwork(nn.Module):
         After the modality encodings and the hidden layer.
     """
 
-    def __init__(self, n_classes, n_coefficients, waveform_samples, faces=True, mfcc_channels=8, waveform_filters=(16, 32, 64),
-                 waveform_kernels=(8, 6, 6), waveform_pools=(10, 8, 8), waveform_strides=(8, 2, 1),
-                 face_channels=(8, 16, 32), encoding_size=64, hidden_units=64, dropout=0.3):
+    def __init__(self, n_classes, n_coefficients, waveform_samples, faces=True, mfcc_channels=8,
+                 waveform_filters=(16, 32, 64), waveform_kernels=(8, 6, 6), waveform_pools=(10, 8, 8),
+                 waveform_strides=(8, 2, 1), face_channels=(8, 16, 32), encoding_size=64, hidden_units=64,
+                 dropout=0.3):
         super().__init__()
         self.mfcc_encoder = MfccEncoder(n_coefficients, mfcc_channels)
         self.waveform_encoder = WaveformEncoder(waveform_samples, waveform_filters, waveform_kernels,
@@ -345,10 +346,9 @@ class MamievaClassifier(_TorchClassifier):
 
     def __init__(self, mfcc_stride=4, mfcc_frames=100, waveform_samples=32000, mfcc_channels=8,
                  waveform_filters=(16, 32, 64), waveform_kernels=(8, 6, 6), waveform_pools=(10, 8, 8),
-                 waveform_strides=(8, 2, 1),
-                 face_channels=(8, 16, 32), encoding_size=64, hidden_units=64, dropout=0.3, learning_rate=1e-3,
-                 weight_decay=0.0, batch_size=32, max_epochs=30, validation_fraction=0.15, patience=6,
-                 random_state=0, n_threads=1):
+                 waveform_strides=(8, 2, 1), face_channels=(8, 16, 32), encoding_size=64, hidden_units=64,
+                 dropout=0.3, learning_rate=1e-3, weight_decay=0.0, batch_size=32, max_epochs=30,
+                 validation_fraction=0.15, patience=6, random_state=0, n_threads=1):
         self.mfcc_stride = mfcc_stride
         self.mfcc_frames = mfcc_frames
         self.waveform_samples = waveform_samples
@@ -394,6 +394,12 @@ class MamievaClassifier(_TorchClassifier):
     def _check(self, X, fitting):
         """Validate the clips; their MFCC maps, waveforms and faces as float arrays (faces or None)."""
         name = type(self).__name__
+        lengths = {"mfcc_stride": self.mfcc_stride, "mfcc_frames": self.mfcc_frames,
+                   "waveform_samples": self.waveform_samples}
+        bad = {key: value for key, value in lengths.items() if not (isinstance(value, int) and value >= 1)}
+        if bad:
+            raise NetworkInputError(f"{name}: {', '.join(f'{k}={v!r}' for k, v in bad.items())}; each must be an "
+                                    "int >= 1")
         try:
             clips = [tuple(clip) for clip in X]
         except TypeError as err:
@@ -434,7 +440,8 @@ class MamievaClassifier(_TorchClassifier):
 
     def _build_network(self, n_classes):
         return MamievaNetwork(
-            n_classes, self.n_coefficients_, self.waveform_samples, faces=self.face_shape_ is not None, mfcc_channels=self.mfcc_channels,
+            n_classes, self.n_coefficients_, self.waveform_samples, faces=self.face_shape_ is not None,
+            mfcc_channels=self.mfcc_channels,
             waveform_filters=tuple(self.waveform_filters), waveform_kernels=tuple(self.waveform_kernels),
             waveform_pools=tuple(self.waveform_pools), waveform_strides=tuple(self.waveform_strides),
             face_channels=tuple(self.face_channels), encoding_size=self.encoding_size,
