@@ -26,7 +26,10 @@ the training rows only (``split_rows`` when nothing is fitted):
 - ``sequences``: per clip, a tuple of one frame sequence ``[shape=(t_m, d_m)]`` per
   modality, the frame-level streams of the modality's families side by side;
 - ``images+text``: ``(images, texts)``, the mel + chroma spectrogram image of each clip
-  (``features.images``) and its transcript's sentence embedding (``text`` family).
+  (``features.images``) and its transcript's sentence embedding (``text`` family);
+- ``mfcc+waveform+faces``: per clip ``(mfcc, waveform, faces)``, the MFCC map, the signal
+  (``waveform`` family) and the face crops (``face_frames`` family, None without video) of
+  ``classify.mamieva.MamievaClassifier``.
 
 The figures of ``recipes.md`` are read from ``recipes.json``, never typed in.
 """
@@ -331,7 +334,47 @@ MM_EMOR = Recipe(
     ),
 )
 
-RECIPES = {recipe.name: recipe for recipe in (DV_EMOTIONNET, KIRAR_BILSTM_SA, OMSN_ER, MM_EMOR)}
+MAMIEVA_ATTENTION = Recipe(
+    name="mamieva-attention",
+    title="Mamieva et al. attention fusion",
+    reference="Mamieva, Abdusalomov, Kutlimuratov, Muminov & Whangbo (2023), Multimodal emotion detection via "
+              "attention-based fusion of extracted facial and speech features, Sensors 23(12), 5475",
+    families={"audio": ("mfcc", "waveform"), "video": ("face_frames",)},
+    columns={"audio": r"mfcc_\d+"},
+    inputs="mfcc+waveform+faces",
+    method="",
+    classifiers=(("mamieva", {}),),
+    claims=(
+        Claim("IEMOCAP", "fused", "mamieva", 0.746, "Table 2, 4 classes; printed as 'WA': the mean over classes "
+              "of the one-vs-rest balanced accuracy (TP N/P + TN)/2N, not overall accuracy (compare "
+              "wa_mamieva in recipes.json); F1 66.1; 70/10/20 split said to be Session 5, yet 898 test clips "
+              "= 20 % of 4490"),
+        Claim("CMU-MOSEI", "fused", "mamieva", 0.807, "Table 2, 6 classes; 'WA' as for IEMOCAP; F1 73.7; "
+              "70/10/20 split, random or speaker-wise NS"),
+    ),
+    notes=(
+        "Speech: 40 static MFCCs (the store's 25 ms / 10 ms frames at 16 kHz, averaged in runs of 4 into 40 ms steps; "
+        "the paper uses 64 ms frames, hop NS) through three parallel 2-D blocks with kernels 3x3, 9x1 and 1x11 "
+        "(frames x coefficients; which axis is time is NS), 8 filters each, batch norm, ReLU, 2x2 max-pool, a 3x3 "
+        "depthwise convolution, an average over time; and the signal at 8 kHz (the waveform family; rate NS), "
+        "z-normalised per clip as in the paper, through three 1-D convolutions with the paper's kernels 8/6/6 and "
+        "max-pools 10/8/8 but 16/32/64 filters instead of 64/128/256 and strides 8/2/1 (NS), CPU-sized. Inputs are "
+        "cut or padded to 4 s, centred.",
+        "Face: 8 crops of 32 x 32 grey pixels per clip, evenly spread (the face_frames family; frames, sampling and "
+        "size are NS), through a small CNN trained from scratch (3x3 convolutions of 8/16/32 filters, an average "
+        "over a 2x2 grid), averaged over the crops: the paper's pretrained ResNet with feature pyramids cannot be "
+        "loaded offline.",
+        "Fusion as eqs. 4-6: each encoding through a dense layer to s = 64, X = tanh(W A), omega = softmax(w^T X) over "
+        "the two modalities, F = A omega^T; then dense 64 ReLU, dropout 0.3, softmax (the classification layer is "
+        "NS). Without video the model is the speech encoder alone.",
+        "Training (the paper's Table 1 is missing): Adam 1e-3, batch 32, at most 30 epochs, stopping after 6 without "
+        "improvement of the loss on 15 % of the training clips (training speakers only) and keeping the best epoch.",
+        "The paper's 'WA' is a per-class one-vs-rest balanced accuracy, averaged over classes in a way NS; "
+        "recipes.json holds emofuse's wa_mamieva (its class mean) beside accuracy and UA.",
+    ),
+)
+
+RECIPES = {recipe.name: recipe for recipe in (DV_EMOTIONNET, KIRAR_BILSTM_SA, OMSN_ER, MM_EMOR, MAMIEVA_ATTENTION)}
 
 
 def get_recipe(name: str) -> Recipe:
@@ -417,8 +460,12 @@ def _check_corpus_modalities(recipe: Recipe, dataset: str, data_dir) -> None:
 
 
 def _config_covers(config: dict, recipe: Recipe) -> bool:
-    """True when a store configuration computes the recipe's families with default parameters."""
-    defaults = default_config()
+    """True when a store configuration computes the recipe's families with default parameters.
+
+    The defaults are those of a store computing the stored families, so that the parameters of
+    an opt-in family (``waveform_sr``, ``face_frames_size`` ...) are compared when it is there."""
+    stored_families = [f for m in MODALITIES for f in config.get(m, {}).get("families", ())]
+    defaults = default_config(stored_families or None)
     for modality in [m for m in MODALITIES if m != "text" or recipe.families.get(m)]:
         stored = dict(config.get(modality, {}))
         if not set(recipe.families.get(modality, ())) <= set(stored.pop("families", ())):
@@ -613,6 +660,30 @@ def image_text_inputs(recipe: Recipe, store: FeatureStore, clips: pd.DataFrame, 
     return images, texts
 
 
+def mfcc_waveform_face_inputs(recipe: Recipe, store: FeatureStore, clips: pd.DataFrame, modalities) -> list:
+    """The ``mfcc+waveform+faces`` kind: per clip ``(mfcc, waveform, faces)``.
+
+    Returns
+    -------
+    list of tuple
+        Per clip: the recipe's frame-level audio families other than ``waveform``, side by side
+        (`clip_frames`, columns matching ``recipe.columns["audio"]``) ``[shape=(t, d)]``; the
+        ``waveform`` stream ``[shape=(n,)]``; the ``face_frames`` crops ``[shape=(f, s, s)]``
+        (grey levels in [0, 1]), or None when the run has no video.
+    """
+    frames = [f for f in recipe.families["audio"] if f != "waveform" and f in store.sequence_families()]
+    X = []
+    for clip_id in (str(c) for c in clips["clip_id"]):
+        faces = None
+        if "video" in modalities:
+            crops = store.sequence(clip_id, "face_frames").values
+            side = int(round(np.sqrt(crops.shape[1])))
+            faces = crops.reshape(len(crops), side, side)
+        X.append((clip_frames(store, clip_id, frames, recipe.columns.get("audio")),
+                  store.sequence(clip_id, "waveform").values[:, 0], faces))
+    return X
+
+
 def segment_inputs(recipe: Recipe, store: FeatureStore, inputs: Inputs) -> Inputs:
     """The ``functionals`` inputs of every clip cut into ``recipe.segments`` equal pieces
     (rows ``<clip_id>#<k>``).
@@ -706,6 +777,7 @@ INPUT_KINDS = {
     "functionals": InputKind(functional_inputs, fold_matrices, ("audio", "video", "text")),
     "sequences": InputKind(sequence_inputs, split_rows, ("audio", "video")),
     "images+text": InputKind(image_text_inputs, split_rows, ("audio", "text")),
+    "mfcc+waveform+faces": InputKind(mfcc_waveform_face_inputs, split_rows, ("audio", "video")),
 }
 """Input kinds a recipe can name (``Recipe.inputs``); add a kind here with its loader and fold step."""
 
@@ -736,13 +808,21 @@ def _mm_emor(**fixed):
     return build
 
 
+def _mamieva(random_state):
+    from .mamieva import MamievaClassifier
+
+    return MamievaClassifier(random_state=random_state)
+
+
 RECIPE_NETWORKS = {
     "mm_emor": RecipeNetwork(_mm_emor()),
     "mm_emor_image": RecipeNetwork(_mm_emor(branches=("image",)), needs=("audio", "text")),
     "mm_emor_text": RecipeNetwork(_mm_emor(branches=("text",)), needs=("audio", "text")),
+    "mamieva": RecipeNetwork(_mamieva),
 }
 """Networks of ``images+text`` recipes: MM-EMOR (image and text branches; with one modality, that
-branch alone), and its image-only and text-only ablations."""
+branch alone), and its image-only and text-only ablations; of ``mfcc+waveform+faces`` recipes:
+Mamieva et al.'s attention fusion (speech alone without video)."""
 
 
 def make_recipe_classifier(name: str, params: dict, seed: int = 0, max_epochs=None):

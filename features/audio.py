@@ -20,6 +20,7 @@ import librosa
 import numpy as np
 import opensmile
 import scipy.fft
+import scipy.signal
 
 from features.errors import FeatureError
 from features.stream import Stream
@@ -37,9 +38,15 @@ CLIP_FAMILIES = ("egemaps", "compare")
 """Clip-level audio families (no frame-level stream), computed by :func:`clip_features`;
 ``compare`` (6,373 values) is opt-in."""
 
-OPT_IN_FAMILIES = ("spectral", "envelope", "mcr", "pitch_acf")
+SIGNAL_FAMILIES = ("waveform",)
+"""Sample-level audio families, computed by :func:`signal_streams`: the signal itself at its own
+rate (``AudioConfig.waveform_sr``), off the frame clock, for networks that read raw audio
+(Mamieva et al.'s waveform encoder).  Opt-in."""
+
+OPT_IN_FAMILIES = ("spectral", "envelope", "mcr", "pitch_acf") + SIGNAL_FAMILIES
 """Families computed only when ``AudioConfig.families`` names them (OMSN-ER's time- and
-frequency-domain parameters, DV-EmotionNet's autocorrelation pitch; kept out of the default store)."""
+frequency-domain parameters, DV-EmotionNet's autocorrelation pitch, the raw waveform; kept out
+of the default store)."""
 
 DEFAULT_FAMILIES = tuple(f for f in STREAM_FAMILIES if f not in OPT_IN_FAMILIES) + ("egemaps",)
 """Audio families computed unless ``AudioConfig.families`` says otherwise."""
@@ -80,9 +87,14 @@ class AudioConfig:
     chroma_frame_length : int
         Window of the chromagram (samples; 96 ms, the duration of librosa's default
         2048 samples at 22.05 kHz that MM-EMOR used).
+    waveform_sr : int
+        Rate of the ``waveform`` family (Hz; 8 kHz, telephone band: the paper states no rate,
+        and a network over raw samples costs in proportion to it).  Part of ``to_dict`` only
+        when ``waveform`` is computed, so stores without it keep their configuration hash.
     families : tuple of str
-        The families to compute, from ``STREAM_FAMILIES`` and ``CLIP_FAMILIES``
-        (default ``DEFAULT_FAMILIES``; opt-in families are named here to be computed).
+        The families to compute, from ``STREAM_FAMILIES``, ``SIGNAL_FAMILIES`` and
+        ``CLIP_FAMILIES`` (default ``DEFAULT_FAMILIES``; opt-in families are named here to be
+        computed).
     """
 
     sr: int = 16000
@@ -96,17 +108,20 @@ class AudioConfig:
     pitch_frame_length: int = 1024
     voicing_threshold: float = 0.35
     chroma_frame_length: int = 1536
+    waveform_sr: int = 8000
     families: tuple = DEFAULT_FAMILIES
 
     def __post_init__(self):
         object.__setattr__(self, "families", tuple(self.families))
-        unknown = sorted(set(self.families) - set(STREAM_FAMILIES + CLIP_FAMILIES))
+        known = STREAM_FAMILIES + SIGNAL_FAMILIES + CLIP_FAMILIES
+        unknown = sorted(set(self.families) - set(known))
         if unknown or not self.families:
             raise FeatureError(
                 f"AudioConfig.families: unknown or no family {unknown or ''}; known: "
-                f"{', '.join(STREAM_FAMILIES + CLIP_FAMILIES)}"
+                f"{', '.join(known)}"
             )
         _check_rate(self.sr)
+        _check_waveform_rate(self.sr, self.waveform_sr)
         for length in (self.frame_length, self.pitch_frame_length, self.chroma_frame_length):
             _check_framing(length, self.hop_length)
         if not 0 < self.n_mfcc <= self.n_mels:
@@ -118,8 +133,12 @@ class AudioConfig:
         _check_pitch_range(self.sr, self.fmin, self.fmax, self.pitch_frame_length)
 
     def to_dict(self) -> dict:
-        """The parameters as a JSON-serialisable dict (families as a list)."""
-        return dataclasses.asdict(self) | {"families": list(self.families)}
+        """The parameters as a JSON-serialisable dict (families as a list; ``waveform_sr`` only
+        when ``waveform`` is computed)."""
+        settings = dataclasses.asdict(self) | {"families": list(self.families)}
+        if "waveform" not in self.families:
+            del settings["waveform_sr"]
+        return settings
 
 
 def mfcc(y, sr, *, n_mfcc=40, n_mels=64, frame_length=400, hop_length=160, delta_width=9):
@@ -616,6 +635,54 @@ def mean_crossing_rate(y, sr, *, frame_length=400, hop_length=160):
     return (np.count_nonzero(np.diff(above, axis=0), axis=0) / frame_length)[np.newaxis]
 
 
+def waveform(y, sr, *, target_sr=8000):
+    """The signal resampled to ``target_sr``, the input of a network over raw samples.
+
+    Polyphase resampling by the reduced ratio ``target_sr / sr`` with scipy's default
+    anti-aliasing filter (``scipy.signal.resample_poly``: a Kaiser-windowed FIR, beta 5), so
+    content above the new Nyquist frequency is removed rather than folded back.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        Mono signal, finite floats (full scale 1).
+    sr : int
+        Its sampling rate (Hz).
+    target_sr : int
+        Output rate (Hz), at most ``sr``.
+
+    Returns
+    -------
+    np.ndarray [shape=(ceil(n * target_sr / sr),), dtype=float32]
+        The resampled signal, in full-scale units; sample ``k`` is at ``k / target_sr`` s.
+    """
+    y = _check_signal(y, sr)
+    _check_waveform_rate(sr, target_sr)
+    divisor = np.gcd(int(sr), int(target_sr))
+    up, down = int(target_sr) // divisor, int(sr) // divisor
+    if up == down:
+        return y.copy()
+    return scipy.signal.resample_poly(y, up, down).astype(np.float32)
+
+
+def signal_streams(y, sr, config: AudioConfig) -> dict:
+    """The sample-level audio families of ``config.families`` (those in ``SIGNAL_FAMILIES``).
+
+    Returns
+    -------
+    dict of str to Stream
+        ``waveform``: one column ``waveform`` (full scale) at ``config.waveform_sr`` Hz
+        (:func:`waveform`), if named.
+    """
+    if sr != config.sr:
+        raise FeatureError(f"signal sampled at {sr} Hz, config expects {config.sr} Hz")
+    if "waveform" not in config.families:
+        return {}
+    samples = waveform(y, sr, target_sr=config.waveform_sr)
+    return {"waveform": Stream(samples[:, np.newaxis], ["waveform"], frame_rate=float(config.waveform_sr),
+                               unit="full scale", meta={"family": "waveform", "sr": config.waveform_sr})}
+
+
 def egemaps(y, sr):
     """The 88 eGeMAPS v02 functionals of a clip, computed by openSMILE.
 
@@ -869,6 +936,13 @@ def _check_signal(y, sr):
 def _check_rate(sr):
     if isinstance(sr, bool) or not isinstance(sr, numbers.Real) or not 0 < sr < np.inf:
         raise FeatureError(f"sampling rate must be a positive number of Hz, got {sr!r}")
+
+
+def _check_waveform_rate(sr, waveform_sr):
+    if isinstance(waveform_sr, bool) or not isinstance(waveform_sr, numbers.Integral) or not 0 < waveform_sr <= sr \
+            or not float(sr).is_integer():
+        raise FeatureError(f"waveform rate must be a whole number of Hz in (0, {sr}] at an integer signal rate, "
+                           f"got waveform_sr={waveform_sr!r}, sr={sr!r}")
 
 
 def _check_framing(frame_length, hop_length):

@@ -33,7 +33,8 @@ from extract.decode import load_audio
 from extract.errors import EmofuseError
 from extract.faces import track_video
 
-from .audio import CLIP_FAMILIES, STREAM_FAMILIES, AudioConfig, audio_streams, clip_features, warm_up
+from .audio import (CLIP_FAMILIES, SIGNAL_FAMILIES, STREAM_FAMILIES, AudioConfig, audio_streams, clip_features,
+                    signal_streams, warm_up)
 from .functionals import functionals
 from .parallel import DaskPool, InlinePool, LocalPool, cpu_seconds, unordered
 from .store import FAILURE_COLUMNS, FeatureStore, StoreError, merge_stores, store_path, write_store
@@ -68,7 +69,8 @@ def default_config(families=None) -> dict:
     audio, video, text = AudioConfig(), VideoConfig(), TextConfig(families=())
     if families is not None:
         families = list(dict.fromkeys(families))
-        known = {"audio": STREAM_FAMILIES + CLIP_FAMILIES, "video": VIDEO_FAMILIES, "text": TEXT_FAMILIES}
+        known = {"audio": STREAM_FAMILIES + SIGNAL_FAMILIES + CLIP_FAMILIES, "video": VIDEO_FAMILIES,
+                 "text": TEXT_FAMILIES}
         unknown = [f for f in families if f not in known["audio"] + known["video"] + known["text"]]
         if unknown:
             raise EmofuseError(f"unknown feature famil{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}; "
@@ -119,7 +121,8 @@ def _audio_features(path: str, config: dict, result: ClipResult) -> None:
     audio_config = AudioConfig(**config["audio"])
     y = load_audio(path, sr=audio_config.sr)
     result.audio_seconds = len(y) / audio_config.sr
-    for family, stream in audio_streams(y, audio_config.sr, audio_config).items():
+    streams = audio_streams(y, audio_config.sr, audio_config) | signal_streams(y, audio_config.sr, audio_config)
+    for family, stream in streams.items():
         result.streams[family] = ("audio", stream)
         result.functionals[family] = ("audio", *functionals(stream))
     for family, (values, names) in clip_features(y, audio_config.sr, audio_config).items():

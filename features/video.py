@@ -1,8 +1,10 @@
-"""Video features of a clip from its aligned grey face crops: HOG and space-time interest points.
+"""Video features of a clip from its aligned grey face crops: HOG, space-time interest points
+and a few face crops themselves.
 
 The path of one clip: ``extract.faces`` gives ``crops (t, s, s) uint8``, ``valid (t,)`` and
-``fps`` -> ``video_features`` -> frame-level streams (``hog``, ``stip_points``) and per-clip
-vectors (``hog`` functionals, ``hog_summary`` of the mean face, ``stip`` encoding).
+``fps`` -> ``video_features`` -> frame-level streams (``hog``, ``stip_points``, opt-in
+``face_frames``) and per-clip vectors (``hog`` functionals, ``hog_summary`` of the mean face,
+``stip`` encoding, the fraction of frames with a face beside ``face_frames``).
 
 HOG follows OMSN-ER (HOG of each face frame) with Dalal & Triggs' settings: 8x8-pixel cells,
 2x2-cell blocks, 9 unsigned orientation bins, L2-Hys block normalisation; on a 64x64 crop
@@ -13,6 +15,7 @@ whose weights we cannot download.
 
 from dataclasses import asdict, dataclass
 
+import cv2
 import numpy as np
 
 from .errors import FeatureError
@@ -215,8 +218,55 @@ def summary_hog(crops, valid, *, pixels_per_cell=8, cells_per_block=2, orientati
     return hog_descriptors(image[None], **settings)[0].astype(np.float32), names
 
 
-VIDEO_FAMILIES = ("hog", "hog_summary", "stip")
+def face_frames(crops, valid, *, n_frames=8, size=32):
+    """``n_frames`` face crops spread evenly over the clip, shrunk to ``size`` px square.
+
+    Frame ``k`` is taken at the middle of the k-th of ``n_frames`` equal parts of the clip,
+    ``floor((k + 1/2) t / n_frames)``; where that frame has no face, the nearest frame with
+    one is taken instead (the earlier on a tie).  Crops are shrunk by pixel-area averaging
+    (``cv2.INTER_AREA``), the usual choice for downsampling.
+
+    Parameters
+    ----------
+    crops : np.ndarray [shape=(t, s, s), dtype=uint8]
+        Aligned grey face crops.
+    valid : np.ndarray [shape=(t,), dtype=bool]
+        False where no face is known.
+    n_frames : int
+        Crops to take (a clip shorter than that repeats frames).
+    size : int
+        Side of the output crops (px), at most ``s``.
+
+    Returns
+    -------
+    frames : np.ndarray [shape=(n_frames, size, size), dtype=float32]
+        Grey levels in [0, 1]; all NaN when no frame has a face.
+    index : np.ndarray [shape=(n_frames,), dtype=int]
+        The video frames taken (-1 when no frame has a face).
+    """
+    crops, valid = np.asarray(crops), np.asarray(valid, bool)
+    if crops.ndim != 3 or crops.shape[1] != crops.shape[2] or valid.shape != crops.shape[:1] or not len(crops):
+        raise FeatureError(f"need square crops (t >= 1, s, s) and a valid mask (t,), got {crops.shape} and "
+                           f"{valid.shape}")
+    if not (isinstance(n_frames, int) and n_frames > 0 and isinstance(size, int) and 0 < size <= crops.shape[1]):
+        raise FeatureError(f"face_frames needs n_frames >= 1 and 1 <= size <= the crop side {crops.shape[1]}, "
+                           f"got n_frames={n_frames!r}, size={size!r}")
+    if not valid.any():
+        return np.full((n_frames, size, size), np.nan, np.float32), np.full(n_frames, -1)
+    wanted = ((np.arange(n_frames) + 0.5) * len(crops) / n_frames).astype(int)
+    with_face = np.flatnonzero(valid)
+    # Nearest frame with a face; argmin takes the first (earlier) of two equally near ones.
+    index = with_face[np.abs(with_face[None, :] - wanted[:, None]).argmin(axis=1)]
+    frames = np.stack([cv2.resize(crops[i], (size, size), interpolation=cv2.INTER_AREA) for i in index])
+    return (frames / np.float32(255)).astype(np.float32), index
+
+
+VIDEO_FAMILIES = ("hog", "hog_summary", "stip", "face_frames")
 """Video families :func:`video_features` can compute (``stip`` adds the ``stip_points`` stream)."""
+
+DEFAULT_VIDEO_FAMILIES = ("hog", "hog_summary", "stip")
+"""Video families computed unless ``VideoConfig.families`` says otherwise (``face_frames``, the
+input of networks that learn from pixels, is opt-in)."""
 
 
 @dataclass(frozen=True)
@@ -239,8 +289,13 @@ class VideoConfig:
         Absolute threshold on the Harris response.
     stip_max_points : int
         Strongest points kept per clip.
+    face_frames_count, face_frames_size : int
+        Crops per clip and their side (px) of the ``face_frames`` family (8 crops of 32 px by
+        default: enough to follow an expression over a 3-4 s clip at a size a small CNN trains
+        on within minutes on a CPU).  Part of ``to_dict`` only when ``face_frames`` is
+        computed, so stores without it keep their configuration hash.
     families : tuple of str
-        The families to compute, from ``VIDEO_FAMILIES`` (default all).
+        The families to compute, from ``VIDEO_FAMILIES`` (default ``DEFAULT_VIDEO_FAMILIES``).
     """
 
     crop_size: int = 64
@@ -252,7 +307,9 @@ class VideoConfig:
     stip_k: float = 0.005
     stip_threshold: float = DEFAULT_THRESHOLD
     stip_max_points: int = 200
-    families: tuple = VIDEO_FAMILIES
+    face_frames_count: int = 8
+    face_frames_size: int = 32
+    families: tuple = DEFAULT_VIDEO_FAMILIES
 
     def __post_init__(self):
         object.__setattr__(self, "families", tuple(self.families))
@@ -262,7 +319,8 @@ class VideoConfig:
                                f"known: {', '.join(VIDEO_FAMILIES)}")
         # Scales as a tuple of float pairs, so that VideoConfig(**config.to_dict()) == config.
         object.__setattr__(self, "stip_scales", tuple(tuple(map(float, scale)) for scale in self.stip_scales))
-        counts = ["crop_size", "hog_pixels_per_cell", "hog_cells_per_block", "hog_orientations", "stip_max_points"]
+        counts = ["crop_size", "hog_pixels_per_cell", "hog_cells_per_block", "hog_orientations", "stip_max_points",
+                  "face_frames_count", "face_frames_size"]
         for name in counts:
             value = getattr(self, name)
             if not (isinstance(value, int) and value > 0):
@@ -280,6 +338,8 @@ class VideoConfig:
         settings = asdict(self)
         settings["stip_scales"] = [list(map(float, scale)) for scale in self.stip_scales]
         settings["families"] = list(self.families)
+        if "face_frames" not in self.families:
+            del settings["face_frames_count"], settings["face_frames_size"]
         return settings
 
 
@@ -301,11 +361,15 @@ def video_features(crops, valid, fps, config=VideoConfig()):
     -------
     streams : dict of str -> Stream
         ``hog`` (t, 1764 by default) at ``fps``; ``stip_points`` (n_points, 54), one row
-        per interest point (see ``features.stip.stip_features``); those of ``config.families``.
+        per interest point (see ``features.stip.stip_features``); ``face_frames``
+        (n_frames, size * size): the crops of `face_frames` flattened row by row (columns
+        ``face_px_<row>_<col>``, grey levels in [0, 1]) at their mean rate
+        ``fps * n_frames / t``; those of ``config.families``.
     functionals : dict of str -> (np.ndarray [shape=(d,)], list of str)
         ``hog`` (``frame_functionals`` of the HOG stream), ``hog_summary``
-        (``summary_hog``) and ``stip`` (``features.stip.stip_encoding``), those of
-        ``config.families``.
+        (``summary_hog``), ``stip`` (``features.stip.stip_encoding``) and ``face_frames``
+        (``face_fraction``: the fraction of the clip's frames with a face, which also marks
+        the clip as having video in the store), those of ``config.families``.
 
     Raises
     ------
@@ -335,4 +399,11 @@ def video_features(crops, valid, fps, config=VideoConfig()):
             threshold=config.stip_threshold,
             max_points=config.stip_max_points,
         )
+    if "face_frames" in config.families:
+        frames, _ = face_frames(crops, valid, n_frames=config.face_frames_count, size=config.face_frames_size)
+        size = config.face_frames_size
+        streams["face_frames"] = Stream(
+            frames.reshape(len(frames), -1), [f"face_px_{r}_{c}" for r in range(size) for c in range(size)],
+            frame_rate=fps * len(frames) / len(crops), unit="grey level in [0, 1]")
+        functionals["face_frames"] = (np.array([valid.mean()], np.float32), ["face_fraction"])
     return streams, functionals

@@ -72,7 +72,8 @@ def test_every_recipe_runs_every_protocol_on_both_branches(ran):
         ("kirar-bilstm-sa", c, p) for c in ("bilstm_sa_features", "bilstm_features", "cnn1d") for p in three} | {
         ("omsn-er", "omsn-mgo", "random")} | {
         ("omsn-er", "omsn", p) for p in three} | {
-        ("mm-emor", c, p) for c in ("mm_emor", "mm_emor_image", "mm_emor_text") for p in three}
+        ("mm-emor", c, p) for c in ("mm_emor", "mm_emor_image", "mm_emor_text") for p in three} | {
+        ("mamieva-attention", "mamieva", p) for p in three}
     for entry in document["results"]:
         modalities = ["audio", "text"] if entry["recipe"] == "mm-emor" else ["audio", "video"]
         assert entry["modalities"] == modalities and entry["branch"] == "fused"
@@ -118,7 +119,23 @@ def test_report_reads_its_figures_from_recipes_json(ran):
         "learning_rate" in text
     for figure in re.findall(r"\]\((figures/[^)]+\.png)\)", text):
         assert (reports / "synthetic" / figure).stat().st_size > 1000
-    assert len(re.findall(r"!\[confusion", text)) == 4
+    assert len(re.findall(r"!\[confusion", text)) == 5
+
+
+@pytest.mark.slow
+def test_mamieva_reads_mfcc_maps_waveforms_and_face_crops(ran):
+    summary, cache, _, _ = ran
+    with FeatureStore.open(store_path("synthetic", cache)) as store:
+        inputs = recipes.load_inputs(recipes.MAMIEVA_ATTENTION, store)
+        mfcc, waveform, faces = inputs.X[0]
+        clip_id = inputs.clips["clip_id"][0]
+        stream = store.sequence(clip_id, "mfcc")
+        np.testing.assert_array_equal(mfcc, stream.values[:, :40])
+        assert waveform.shape == (len(store.sequence(clip_id, "waveform").values),) and faces.shape == (8, 32, 32)
+        assert abs(len(waveform) / 8000 - len(mfcc) / 100) < 0.05  # 8 kHz signal, 10 ms frames: one duration
+        assert inputs.modalities == ["audio", "video"] and len(inputs.X) == 48
+    entries = [e for e in summary["results"] if e["recipe"] == "mamieva-attention"]
+    assert all(0 <= e["wa_mamieva"] <= 1 and e["feature_width"] is None for e in entries)
 
 
 @pytest.mark.slow
