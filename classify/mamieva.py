@@ -52,7 +52,9 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from .networks import NetworkInputError, _average_frames, _standardise, _standardiser, _torch_threads, _TorchClassifier
+from features.torch_threads import torch_threads
+
+from .networks import NetworkInputError, _average_frames, _standardise, _standardiser, _TorchClassifier
 
 __all__ = ["MfccEncoder", "WaveformEncoder", "FaceEncoder", "MamievaNetwork", "MamievaClassifier", "fit_length"]
 
@@ -463,7 +465,7 @@ class MamievaClassifier(_TorchClassifier):
         check_is_fitted(self, "network_")
         inputs = self._prepare(X, fitting=False)
         self.network_.eval()
-        with _torch_threads(self.n_threads), torch.no_grad():
+        with torch_threads(self.n_threads), torch.no_grad():
             omega = torch.cat([self.network_.fuse(*inputs.batch(np.arange(start, min(start + 256, len(inputs)))))[1]
                                for start in range(0, len(inputs), 256)])
         return omega.numpy().astype(np.float64)
