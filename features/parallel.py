@@ -236,7 +236,15 @@ class DaskPool:
         from distributed import KilledWorker
 
         try:
-            return future.result()
+            while True:
+                try:
+                    return future.result(timeout=self.poll)
+                except TimeoutError:
+                    # Finished, but its worker left before handing the result over: Dask
+                    # recomputes it once a worker is back; stop if none comes back in time.
+                    self.check()
+        except WorkerError:
+            raise
         except KilledWorker as err:
             raise WorkerError(f"Dask workers died while computing clip {_name(item)} ({err}; out of memory or a "
                               "crash, see the worker logs); finished clips are in the store, rerun to resume") from err
