@@ -118,7 +118,7 @@ evaluate: $(STAMP) $(if $(UPDATE_STORE),$(CORPUS_READY))
 else
 evaluate: fuse
 	$(PY) -m classify evaluate --dataset $(DATASET) --method $(METHOD) --classifier $(CLASSIFIER) \
-	  --protocol $(PROTOCOL) $(EVAL_SNORM) --jobs $(JOBS)
+	  --jobs $(JOBS) --protocol $(PROTOCOL) $(EVAL_SNORM)
 endif
 
 recipes: $(STAMP) $(if $(UPDATE_STORE),$(CORPUS_READY))

@@ -47,7 +47,7 @@ def test_later_targets_use_the_last_extraction_and_its_store(repo):
     evaluate = make(repo, "evaluate")
     assert evaluate[1:] == [f"{PY} -m fusion --dataset ravdess --method concat --protocol speaker",
                             f"{PY} -m classify evaluate --dataset ravdess --method concat --classifier svm "
-                            "--protocol speaker"]
+                            "--jobs 2 --protocol speaker"]
     # An explicit DATA_DIR brings the store up to date first; `make features` re-runs the last one.
     assert make(repo, "fuse", "DATA_DIR=/elsewhere")[1].startswith(
         f"{PY} -m features extract --dataset ravdess --data-dir /elsewhere --jobs 2 --no-progress")
@@ -75,7 +75,7 @@ def test_variables_become_flags(repo):
     assert lines == [f"{PY} -m fusion --dataset synthetic --method mfa --protocol loso --speaker-norm enrol:8 "
                      "--param mfa__k2=400 --param mfa__k1=7",
                      f"{PY} -m classify evaluate --dataset synthetic --method mfa --classifier light "
-                     "--protocol loso --speaker-norm enrol:8"]
+                     "--jobs 2 --protocol loso --speaker-norm enrol:8"]
     none = make(repo, "evaluate", "DATASET=synthetic", "SNORM=none")
     assert "--speaker-norm" not in none[0] and none[1].endswith("--protocol speaker --speaker-norm none")
     features = make(repo, "features", "DATASET=synthetic", "DATA_DIR=d", "VOCAL_CHANNEL=song", "FAMILIES=mfcc")
