@@ -215,6 +215,15 @@ class FittedModel:
         clips X (and ``enrolment``) as ``inputs`` returns them."""
         return self.estimator.predict_proba(self.transform(X, enrolment))
 
+    def predict(self, X, enrolment=None) -> np.ndarray:
+        """Labels [shape=(n,)] as evaluated: the classifier's own predictions.  For a classifier
+        calibrated only to give probabilities (an SVM), that is the classifier fitted on all
+        clips inside the calibration, whose ranking the calibrated probabilities may not keep."""
+        estimator = self.estimator
+        if isinstance(estimator, CalibratedClassifierCV):
+            estimator = estimator.calibrated_classifiers_[0].estimator
+        return estimator.predict(self.transform(X, enrolment))
+
 
 @dataclass
 class SavedModel:

@@ -203,3 +203,23 @@ def test_a_model_of_an_older_format_is_refused(tmp_path):
     joblib.dump(model, tmp_path / "model.joblib")
     with pytest.raises(EmofuseError, match="not an emofuse model of this version"):
         load_model(tmp_path / "model.joblib")
+
+
+def test_a_calibrated_svm_predicts_the_labels_the_plain_svm_was_scored_with():
+    """model.joblib calibrates an SVM for probabilities; its labels stay the plain SVM's."""
+    from sklearn.preprocessing import FunctionTransformer
+
+    from classify.model import FittedModel, fit_classifier
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.array(["a", "b", "c"]), 40)
+    Z = rng.normal(size=(120, 5)) + 0.8 * (y[:, None] == np.array(["a", "b", "c", "a", "b"]))
+    speakers = np.tile(np.arange(6), 20).astype(str)
+    plain = fit_classifier("svm", Z, y, speakers)
+    calibrated = fit_classifier("svm", Z, y, speakers, probabilities=True)
+    model = FittedModel(Candidate("audio", "concat", (), "svm"), [f"x{j}" for j in range(5)], [["audio", 5]],
+                        FunctionTransformer().fit(Z), calibrated, ["a", "b", "c"], len(Z))
+    probe = rng.normal(size=(400, 5)) * 1.5
+    assert (model.predict(probe) == plain.predict(probe)).all()
+    ranked = np.array(["a", "b", "c"])[model.predict_proba(probe).argmax(axis=1)]
+    assert (ranked != plain.predict(probe)).any()  # what the probabilities alone would have said
