@@ -216,13 +216,22 @@ class FittedModel:
         return self.estimator.predict_proba(self.transform(X, enrolment))
 
     def predict(self, X, enrolment=None) -> np.ndarray:
-        """Labels [shape=(n,)] as evaluated: the classifier's own predictions.  For a classifier
-        calibrated only to give probabilities (an SVM), that is the classifier fitted on all
-        clips inside the calibration, whose ranking the calibrated probabilities may not keep."""
-        estimator = self.estimator
-        if isinstance(estimator, CalibratedClassifierCV):
-            estimator = estimator.calibrated_classifiers_[0].estimator
-        return estimator.predict(self.transform(X, enrolment))
+        """Labels [shape=(n,)] as evaluated: the classifier's own predictions (see ``scored``)."""
+        return self.scored.predict(self.transform(X, enrolment))
+
+    def predict_with_proba(self, X, enrolment=None) -> tuple:
+        """``predict`` and ``predict_proba`` from one pass through the fitted steps."""
+        Z = self.transform(X, enrolment)
+        return self.scored.predict(Z), self.estimator.predict_proba(Z)
+
+    @property
+    def scored(self):
+        """The classifier that was scored.  For one calibrated only to give probabilities (an
+        SVM), the classifier fitted on all clips inside the calibration, whose ranking the
+        calibrated probabilities may not keep."""
+        if isinstance(self.estimator, CalibratedClassifierCV):
+            return self.estimator.calibrated_classifiers_[0].estimator
+        return self.estimator
 
 
 @dataclass

@@ -212,7 +212,7 @@ def predict_files(model: SavedModel, paths=(), *, texts=None, enrol=None) -> tup
                                "predict without --enrol")
         files = enrolment_files(enrol, needed_modalities(fitted))
         enrolment = _inputs(fitted, files, [None] * len(files), model.feature_config)
-    X = _inputs(fitted, items, texts, model.feature_config)
-    table = pd.DataFrame(fitted.predict_proba(X, enrolment), columns=fitted.labels, index=paths or texts)
-    table["predicted"] = fitted.predict(X, enrolment)
+    labels, probabilities = fitted.predict_with_proba(_inputs(fitted, items, texts, model.feature_config), enrolment)
+    table = pd.DataFrame(probabilities, columns=fitted.labels, index=paths or texts)
+    table["predicted"] = labels
     return table, note

@@ -348,11 +348,11 @@ def merge_stores(target, sources, *, corpus=None, keep=None) -> None:
         # 4. Sequences: each clip's datasets copied from its owner, one source file open at a
         # time (HDF5 keeps a metadata cache per open file that grows with the objects read).
         groups = {family: _sequence_group(h5, family, *spec) for family, spec in sequence_families.items()}
-        for i, source in enumerate(sources):
-            owned = [clip_id for clip_id in order if owner[clip_id][0] == i]
-            if not owned:
-                continue
-            with h5py.File(source, "r") as handle:
+        by_source = {}
+        for clip_id in order:
+            by_source.setdefault(owner[clip_id][0], []).append(clip_id)
+        for i, owned in by_source.items():
+            with h5py.File(sources[i], "r") as handle:
                 for family, group in groups.items():
                     src = handle["sequences"].get(family)
                     if src is None:
