@@ -37,7 +37,7 @@ from .audio import (CLIP_FAMILIES, SIGNAL_FAMILIES, STREAM_FAMILIES, AudioConfig
                     signal_streams, warm_up)
 from .functionals import functionals
 from .parallel import DaskPool, InlinePool, LocalPool, cpu_seconds, unordered
-from .store import FAILURE_COLUMNS, FeatureStore, StoreError, merge_stores, store_path, write_store
+from .store import FAILURE_COLUMNS, SCHEMA, FeatureStore, StoreError, merge_stores, store_path, write_store
 from .text import TEXT_FAMILIES, TextConfig, text_features
 from .video import VIDEO_FAMILIES, VideoConfig, video_features
 
@@ -393,7 +393,8 @@ def run_features(dataset: str, data_dir, *, jobs: int = 2, cache_dir="cache", co
     record = {**corpus.identity(), "clip_ids": list(corpus.clips["clip_id"])}
     store = store_path(dataset, cache_dir)
     _prepare_store(store, digest, corpus.identity())
-    shards = _shard_dir(store, config_hash({"config": digest, **corpus.identity()}))
+    # Shards of another schema (a run killed before an upgrade) are left in their own folder.
+    shards = _shard_dir(store, config_hash({"config": digest, "schema": SCHEMA, **corpus.identity()}))
     shards.mkdir(parents=True, exist_ok=True)
     for stale in [*shards.glob(f".*{PARTIAL}*"), *store.parent.glob(f".{store.stem}.*{PARTIAL}*")]:
         stale.unlink()  # left by a run killed mid-write

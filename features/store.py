@@ -12,9 +12,16 @@ Schema (plain h5py can read it; ``FeatureStore`` wraps it)::
     /functionals/<family>/names   (d,) str         column names, e.g. mfcc_3_delta_mean
                                attrs: modality ("audio" or "video")
     /sequences/<family>/names     (d,) str         frame-level column names
-    /sequences/<family>/clips/<clip_id>  (t, d) float32  attrs: frame_rate (Hz), unit
-                               group attrs: modality
+    /sequences/<family>/values    (T, d) float32   every stored clip's frames, clip after clip
+    /sequences/<family>/clip_id   (m,) str         the clips with this family, in the order of ``values``
+    /sequences/<family>/offsets   (m + 1,) int64   clip i's frames are values[offsets[i]:offsets[i + 1]]
+    /sequences/<family>/frame_rate  (m,) float64   frames per second of each clip (Hz)
+                               attrs: modality, unit
     /failures/<column>         (m,) str     clip_id, stage, path, error
+
+Frame-level data is one ragged matrix per family rather than one dataset per clip: writing a
+shard or merging stores is a few large HDF5 writes instead of one small dataset (and its
+metadata) per clip and family.
 
 Stored clips that are no longer in the corpus (``/corpus/clip_id``) are *stale*: ``FeatureStore``
 leaves them out of ``clips``, ``functionals`` and ``sequence`` and lists them in ``stale``;
@@ -39,7 +46,7 @@ from extract.errors import EmofuseError
 
 from .stream import Stream
 
-SCHEMA = "emofuse-features/2"
+SCHEMA = "emofuse-features/3"
 FAILURE_COLUMNS = ["clip_id", "stage", "path", "error"]
 _STR = h5py.string_dtype()
 log = logging.getLogger(__name__)
@@ -117,6 +124,7 @@ class FeatureStore:
             clips = clips.iloc[self._rows].reset_index(drop=True)
             failures = failures[failures["clip_id"].isin(current)].reset_index(drop=True)
         self.clips, self.failures = clips, failures
+        self._sequence_index = {}
 
     @classmethod
     def open(cls, path, include_stale: bool = False) -> "FeatureStore":
@@ -195,16 +203,31 @@ class FeatureStore:
 
     def sequence(self, clip_id: str, family: str) -> Stream:
         """The frame-level ``family`` stream of one clip."""
-        group = self._h5["sequences"].get(family)
-        if group is None:
-            raise StoreError(f"{self.path}: no frame-level family {family!r}; it has {self.sequence_families()}")
         if clip_id in self._hidden:
             raise StoreError(f"{self.path}: clip {clip_id} is no longer in the corpus")
-        if clip_id not in group["clips"]:
+        index = self._index(family)
+        row = index["row"].get(clip_id)
+        if row is None:
             raise StoreError(f"{self.path}: clip {clip_id} has no {family} sequence")
-        data = group["clips"][clip_id]
-        return Stream(data[()], _read_strings(group["names"]), float(data.attrs["frame_rate"]),
-                      str(data.attrs.get("unit", "")))
+        start, stop = index["offsets"][row], index["offsets"][row + 1]
+        return Stream(index["values"][start:stop], list(index["names"]), float(index["frame_rate"][row]), index["unit"])
+
+    def sequence_clips(self, family: str) -> list:
+        """Ids of the clips with a ``family`` sequence (stale ones included)."""
+        return list(self._index(family)["row"])
+
+    def _index(self, family: str) -> dict:
+        """Where each clip's frames of ``family`` lie, read once per store."""
+        if family not in self._sequence_index:
+            group = self._h5["sequences"].get(family)
+            if group is None:
+                raise StoreError(f"{self.path}: no frame-level family {family!r}; it has {self.sequence_families()}")
+            self._sequence_index[family] = {
+                "row": {c: i for i, c in enumerate(_read_strings(group["clip_id"]))},
+                "offsets": group["offsets"][()], "frame_rate": group["frame_rate"][()],
+                "names": _read_strings(group["names"]), "unit": str(group.attrs["unit"]), "values": group["values"],
+            }
+        return self._sequence_index[family]
 
 
 def write_store(path, *, dataset: str, config: dict, config_hash: str, versions: dict,
@@ -226,9 +249,13 @@ def write_store(path, *, dataset: str, config: dict, config_hash: str, versions:
         _write_header(h5, dataset, config, config_hash, versions, clips, failures, corpus)
         _write_functionals(h5, functionals)
         for family, (modality, names, streams) in sequences.items():
-            group = _sequence_group(h5, family, modality, names)
+            units = {stream.unit for stream in streams.values()}
+            if len(units) > 1:
+                raise ValueError(f"{family}: clips of one family with different units {sorted(units)}")
+            sequence = _SequenceWriter(h5, family, modality, names, units.pop() if units else "")
             for clip_id, stream in streams.items():
-                _write_stream(group, clip_id, stream)
+                sequence.append([clip_id], [len(stream.values)], [stream.frame_rate], stream.values)
+            sequence.close()
 
 
 def _write_header(h5, dataset, config, config_hash, versions, clips, failures, corpus):
@@ -260,18 +287,48 @@ def _write_functionals(h5, functionals):
         group.create_dataset("names", data=_strings(names), dtype=_STR)
 
 
-def _sequence_group(h5, family, modality, names):
-    group = h5.create_group(f"sequences/{family}")
-    group.attrs["modality"] = modality
-    group.create_dataset("names", data=_strings(names), dtype=_STR)
-    group.create_group("clips")
-    return group
+class _SequenceWriter:
+    """Writes one family's ragged frame matrix (see the module schema), buffering appended
+    frames so that HDF5 sees a few large writes."""
 
+    BUFFER_BYTES = 16 << 20
 
-def _write_stream(group, clip_id, stream: Stream):
-    data = group["clips"].create_dataset(clip_id, data=stream.values, compression="lzf")
-    data.attrs["frame_rate"] = stream.frame_rate
-    data.attrs["unit"] = stream.unit
+    def __init__(self, h5, family, modality, names, unit):
+        self._group = h5.create_group(f"sequences/{family}")
+        self._group.attrs.update(modality=modality, unit=unit)
+        self._group.create_dataset("names", data=_strings(names), dtype=_STR)
+        width = len(names)
+        # Uncompressed: lzf saved 8 % of the space of real frame-level features and cost most of
+        # the time of writing and merging them.
+        self._values = self._group.create_dataset(
+            "values", shape=(0, width), maxshape=(None, width), dtype=np.float32,
+            chunks=(max(1, (64 << 10) // (4 * max(width, 1))), width))
+        self._clip_ids, self._lengths, self._frame_rates, self._pending = [], [], [], []
+        self._pending_bytes = 0
+
+    def append(self, clip_ids, lengths, frame_rates, values) -> None:
+        """Add clips whose frames, clip after clip, are the rows of ``values`` (sum(lengths), d)."""
+        self._clip_ids += list(clip_ids)
+        self._lengths += [int(n) for n in lengths]
+        self._frame_rates += [float(r) for r in frame_rates]
+        self._pending.append(np.asarray(values, np.float32))
+        self._pending_bytes += self._pending[-1].nbytes
+        if self._pending_bytes >= self.BUFFER_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            block = np.concatenate(self._pending)
+            start = self._values.shape[0]
+            self._values.resize(start + len(block), axis=0)
+            self._values[start:] = block
+        self._pending, self._pending_bytes = [], 0
+
+    def close(self) -> None:
+        self._flush()
+        self._group.create_dataset("clip_id", data=_strings(self._clip_ids), dtype=_STR)
+        self._group.create_dataset("offsets", data=np.concatenate([[0], np.cumsum(self._lengths, dtype=np.int64)]))
+        self._group.create_dataset("frame_rate", data=np.asarray(self._frame_rates, np.float64))
 
 
 def merge_stores(target, sources, *, corpus=None, keep=None) -> None:
@@ -337,7 +394,8 @@ def merge_stores(target, sources, *, corpus=None, keep=None) -> None:
         sequence_families = {}
         for family in dict.fromkeys(f for s in stores for f in s.sequence_families()):
             source = next(s for s in stores if family in s.sequence_families())._h5["sequences"][family]
-            sequence_families[family] = (str(source.attrs["modality"]), _read_strings(source["names"]))
+            sequence_families[family] = (str(source.attrs["modality"]), _read_strings(source["names"]),
+                                         str(source.attrs["unit"]))
     finally:
         for h in handles:
             h.close()
@@ -345,21 +403,33 @@ def merge_stores(target, sources, *, corpus=None, keep=None) -> None:
         _write_header(h5, first.dataset, first.config, first.config_hash, first.versions,
                       clips.astype(str), failures, corpus)
         _write_functionals(h5, functionals)
-        # 4. Sequences: each clip's datasets copied from its owner, one source file open at a
-        # time (HDF5 keeps a metadata cache per open file that grows with the objects read).
-        groups = {family: _sequence_group(h5, family, *spec) for family, spec in sequence_families.items()}
+        # 4. Sequences: each clip's frames copied from its owner, one source file open at a
+        # time (HDF5 keeps a metadata cache per open file that grows with the objects read),
+        # in runs of clips that lie next to each other in the source.
+        writers = {family: _SequenceWriter(h5, family, *spec) for family, spec in sequence_families.items()}
         by_source = {}
         for clip_id in order:
-            by_source.setdefault(owner[clip_id][0], []).append(clip_id)
+            by_source.setdefault(owner[clip_id][0], set()).add(clip_id)
         for i, owned in by_source.items():
             with h5py.File(sources[i], "r") as handle:
-                for family, group in groups.items():
-                    src = handle["sequences"].get(family)
-                    if src is None:
-                        continue
-                    for clip_id in owned:
-                        if clip_id in src["clips"]:
-                            h5.copy(src["clips"][clip_id], group["clips"], name=clip_id)
+                for family, writer in writers.items():
+                    if family in handle["sequences"]:
+                        _copy_sequences(handle["sequences"][family], owned, writer)
+        for writer in writers.values():
+            writer.close()
+
+
+def _copy_sequences(source, clip_ids: set, writer: _SequenceWriter) -> None:
+    """Append the frames of the source family group's clips in ``clip_ids`` to ``writer``."""
+    ids = _read_strings(source["clip_id"])
+    offsets, frame_rates, values = source["offsets"][()], source["frame_rate"][()], source["values"]
+    rows = [i for i, clip_id in enumerate(ids) if clip_id in clip_ids]
+    # Consecutive rows are read as one slice.
+    runs = np.split(rows, np.flatnonzero(np.diff(rows) != 1) + 1) if rows else []
+    for run in runs:
+        first, last = run[0], run[-1]
+        writer.append([ids[i] for i in run], np.diff(offsets[first:last + 2]), frame_rates[first:last + 1],
+                      values[offsets[first]:offsets[last + 1]])
 
 
 def prune_store(path) -> list:
@@ -410,7 +480,11 @@ def check_store(path, *, expected_ids=None, nan_allowed=()) -> list:
             if family not in nan_allowed and partial_rows.any():
                 problems.append(f"{family}: non-finite values in {int(partial_rows.sum())} clips")
         for family in store.sequence_families():
-            stored = set(store._h5["sequences"][family]["clips"])
-            if not stored <= set(ids):
+            group = store._h5["sequences"][family]
+            offsets = group["offsets"][()]
+            if len(offsets) != len(group["clip_id"]) + 1 or offsets[-1] != len(group["values"]) \
+                    or (np.diff(offsets) < 0).any():
+                problems.append(f"{family}: frame offsets do not match the stored frames")
+            if not set(store.sequence_clips(family)) <= set(ids):
                 problems.append(f"{family}: sequences of clips not in the clip table")
     return problems

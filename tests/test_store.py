@@ -56,6 +56,41 @@ def test_merge_sorts_dedups_and_newest_wins(tmp_path):
     assert check_store(tmp_path / "m.h5", expected_ids={"a-01", "b-02", "c-01", "z-09"}) == []
 
 
+def test_sequences_survive_merges_exactly_with_their_own_lengths_and_rates(tmp_path):
+    """Frames of every clip come back unchanged from the ragged per-family matrix, after a
+    merge that takes some clips of a source and not others (runs of rows)."""
+    rng = np.random.default_rng(0)
+    frames = {c: rng.standard_normal((int(rng.integers(0, 9)), 2)).astype(np.float32) for c in "abcdefg"}
+    rates = {c: 25.0 + i for i, c in enumerate("abcdefg")}
+
+    def write(path, ids, shift=0.0):
+        streams = {c: Stream(frames[c] + shift, ["x", "y"], rates[c], "dB") for c in ids}
+        write_store(path, dataset="synthetic", config=CONFIG, config_hash="abc", versions={},
+                    clips=pd.DataFrame({"clip_id": ids}), functionals={},
+                    sequences={"pair": ("audio", ["x", "y"], streams)},
+                    failures=pd.DataFrame(columns=FAILURE_COLUMNS))
+        return path
+
+    old = write(tmp_path / "old.h5", list("abcdef"))
+    new = write(tmp_path / "new.h5", ["b", "e", "g"], shift=10.0)  # b and e retried
+    merge_stores(tmp_path / "m.h5", [old, new])
+    with FeatureStore.open(tmp_path / "m.h5") as store:
+        assert sorted(store.sequence_clips("pair")) == list("abcdefg")
+        for c in "abcdefg":
+            stream = store.sequence(c, "pair")
+            expected = frames[c] + (10.0 if c in "beg" else 0.0)
+            np.testing.assert_array_equal(stream.values, expected)
+            assert stream.frame_rate == rates[c] and stream.unit == "dB" and stream.names == ["x", "y"]
+    with h5py.File(tmp_path / "m.h5", "r") as h5:
+        group = h5["sequences/pair"]
+        assert group["values"].shape == (sum(len(f) for f in frames.values()), 2)
+        assert group["offsets"][-1] == len(group["values"])
+    assert check_store(tmp_path / "m.h5") == []
+    with h5py.File(tmp_path / "m.h5", "r+") as h5:
+        h5["sequences/pair/offsets"][-1] += 1
+    assert check_store(tmp_path / "m.h5") == ["pair: frame offsets do not match the stored frames"]
+
+
 def test_merge_refuses_mixed_configurations(tmp_path):
     a = shard(tmp_path / "a.h5", ["a-01"])
     b = shard(tmp_path / "b.h5", ["b-01"], config_hash="other")
@@ -103,7 +138,7 @@ def test_stale_clips_are_left_out_aligned_and_pruned(tmp_path, caplog):
     assert prune_store(path) == ["b-02", "z-09"]
     with h5py.File(path, "r") as h5:
         assert h5["clips/clip_id"].asstr()[()].tolist() == ["a-01", "c-03"]
-        assert list(h5["sequences/energy/clips"]) == ["a-01", "c-03"] and len(h5["failures/clip_id"]) == 0
+        assert h5["sequences/energy/clip_id"].asstr()[()].tolist() == ["a-01", "c-03"] and len(h5["failures/clip_id"]) == 0
     assert prune_store(path) == [] and check_store(path) == []
 
 
