@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from joblib import Parallel, delayed
 from sklearn.model_selection import GroupKFold
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from extract.errors import EmofuseError
@@ -195,12 +196,20 @@ def _choose(inner: dict) -> tuple:
 
 
 def _run(tasks, n_jobs, bar):
-    """Run ``(function, args)`` tasks with joblib, advancing ``bar``; results in task order."""
+    """Run ``(function, args)`` tasks with joblib, advancing ``bar``; results in task order.
+
+    Every task runs on one BLAS/OpenMP thread, in a worker or in this process alike, so the
+    scores never depend on ``n_jobs`` (see ``classify.evaluate.cross_validate``)."""
     results = []
-    for result in Parallel(n_jobs=n_jobs, return_as="generator")(delayed(f)(*a) for f, a in tasks):
+    for result in Parallel(n_jobs=n_jobs, return_as="generator")(delayed(_on_one_thread)(f, *a) for f, a in tasks):
         results.append(result)
         bar.update()
     return results
+
+
+def _on_one_thread(function, *args):
+    with threadpool_limits(1):
+        return function(*args)
 
 
 def nested_selection(corpus, folds, candidates, *, n_jobs=1, progress=True, desc="select") -> dict:

@@ -345,6 +345,22 @@ def test_tuned_svm_picks_c_inside_training_speakers():
         evaluate_module.cross_validate(lambda: make_classifier("svm-tuned"), [split])
 
 
+def test_cross_validation_scores_do_not_depend_on_workers():
+    """Folds fitted in two worker processes give the figures of a sequential run, in fold order."""
+    rng = np.random.default_rng(3)
+    y = np.repeat(["a", "b", "c"], 40)
+    X = rng.normal(size=(120, 30)) + (y == "b")[:, None] - (y == "c")[:, None]
+    speakers = np.tile(["s1", "s2", "s3", "s4"], 30)
+    splits = [evaluate_module.Split(k, X[speakers != s], X[speakers == s], y[speakers != s], y[speakers == s],
+                                    speakers[speakers != s], speakers[speakers == s])
+              for k, s in enumerate(["s1", "s2", "s3", "s4"])]
+    build = lambda: make_classifier("logreg", random_state=0)  # noqa: E731
+    sequential = evaluate_module.cross_validate(build, splits)
+    parallel = evaluate_module.cross_validate(build, splits, n_jobs=2)
+    assert [f["fold"] for f in parallel] == [0, 1, 2, 3] and parallel == sequential
+    assert np.mean([f["ua"] for f in sequential]) > 0.6
+
+
 def test_tuned_svm_with_few_training_speakers():
     """Two training speakers: two inner folds instead of scikit-learn's ValueError; one: emofuse's message."""
     rng = np.random.default_rng(2)
