@@ -99,8 +99,10 @@ def tune_hyperparameters(estimator, X, y, groups, space, *, n_splits=3, max_eval
     ----------
     estimator : scikit-learn classifier
         Unfitted; its ``random_state``, if any, makes every fit deterministic.
-    X : np.ndarray [shape=(n, d)] or list of n samples
-        Training inputs (for sequence classifiers, a list of (t_i, d) arrays).
+    X : np.ndarray [shape=(n, d)], list of n samples, or tuple of such parts
+        Training inputs (for sequence classifiers, a list of (t_i, d) arrays; for classifiers
+        of several inputs, a tuple of parts over the same n samples, e.g. ``(images, texts)``);
+        folds take rows of every part alike (`take_rows`).
     y : array-like [shape=(n,)]
         Labels.
     groups : array-like [shape=(n,)]
@@ -119,11 +121,11 @@ def tune_hyperparameters(estimator, X, y, groups, space, *, n_splits=3, max_eval
     TuningResult
     """
     y, groups = np.asarray(y), np.asarray(groups)
-    n_speakers = len(np.unique(groups))
-    if n_speakers < 2 or len(groups) != len(y) or len(y) != len(X):
+    n_speakers, n_samples = len(np.unique(groups)), count_rows(X)
+    if n_speakers < 2 or len(groups) != len(y) or len(y) != n_samples:
         raise EmofuseError(
             f"tune_hyperparameters needs one speaker per sample and at least 2 speakers, got "
-            f"{len(X)} samples, {len(y)} labels, {len(groups)} groups from {n_speakers} speakers"
+            f"{n_samples} samples, {len(y)} labels, {len(groups)} groups from {n_speakers} speakers"
         )
     if not space:
         raise EmofuseError("tune_hyperparameters: the search space is empty")
@@ -220,3 +222,19 @@ def take_rows(X, index):
     if isinstance(X, tuple):
         return tuple(take_rows(part, index) for part in X)
     return X[index] if isinstance(X, np.ndarray) else [X[i] for i in index]
+
+
+def count_rows(X) -> int:
+    """The number of samples in per-sample inputs, as `take_rows` reads them.
+
+    Raises
+    ------
+    EmofuseError
+        A tuple whose parts hold different numbers of samples.
+    """
+    if not isinstance(X, tuple):
+        return len(X)
+    counts = [count_rows(part) for part in X if part is not None]
+    if len(set(counts)) > 1:
+        raise EmofuseError(f"the parts of a tuple input hold different numbers of samples: {counts}")
+    return counts[0] if counts else 0

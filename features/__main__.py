@@ -20,7 +20,7 @@ from extract.atomic import atomic_path
 from extract.corpora import DATASETS, read_corpus
 from extract.errors import EmofuseError
 
-from .runner import NAN_ALLOWED, default_config, run_features
+from .runner import NAN_ALLOWED, default_config, run_features, store_lock
 from .store import FeatureStore, check_store, prune_store, store_path
 
 LAST_RUN = "last-features.mk"
@@ -95,7 +95,8 @@ def _write_last_run(args) -> None:
 
 def _prune(args) -> int:
     path = store_path(args.dataset, args.cache_dir)
-    removed = prune_store(path)
+    with store_lock(path, "prune"):
+        removed = prune_store(path)
     print(f"{path}: removed {len(removed)} clips that are no longer in the corpus"
           + (f" ({', '.join(removed[:10])}{', ...' if len(removed) > 10 else ''})" if removed else ""))
     return 0

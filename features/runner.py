@@ -8,6 +8,9 @@ from a background thread and merges the shards into the store at the end, so tha
 run resumes where it stopped.
 """
 
+import contextlib
+import errno
+import fcntl
 import functools
 import hashlib
 import json
@@ -373,7 +376,8 @@ def run_features(dataset: str, data_dir, *, jobs: int = 2, cache_dir="cache", co
     corpus stay in the file but are stale (see ``features.store``).  Results are taken as
     they finish and written by a background thread in shards of ``batch_size`` clips, which
     that thread compacts as they pile up (:func:`_compact_shards`); the shards are merged into
-    the store at the end, also when the run stops on an error.
+    the store at the end, also when the run stops on an error.  The run holds the store's lock
+    (:func:`store_lock`) throughout, so a second run on the same store stops at once.
 
     Parameters
     ----------
@@ -386,54 +390,127 @@ def run_features(dataset: str, data_dir, *, jobs: int = 2, cache_dir="cache", co
     cluster_timeout : float
         Seconds to wait for the Dask scheduler, for a first worker, and with no worker left,
         before stopping with a :class:`~features.errors.WorkerError`.
+
+    Raises
+    ------
+    StoreBusyError
+        Another process holds the store's lock.
     """
     config = config or default_config()
     digest = config_hash(config)
-    corpus = read_corpus(dataset, data_dir, vocal_channel=vocal_channel)
-    record = {**corpus.identity(), "clip_ids": list(corpus.clips["clip_id"])}
     store = store_path(dataset, cache_dir)
-    _prepare_store(store, digest, corpus.identity())
-    # Shards of another schema (a run killed before an upgrade) are left in their own folder.
-    shards = _shard_dir(store, config_hash({"config": digest, "schema": SCHEMA, **corpus.identity()}))
-    shards.mkdir(parents=True, exist_ok=True)
-    for stale in [*shards.glob(f".*{PARTIAL}*"), *store.parent.glob(f".{store.stem}.*{PARTIAL}*")]:
-        stale.unlink()  # left by a run killed mid-write
+    with store_lock(store, "extraction"):
+        corpus = read_corpus(dataset, data_dir, vocal_channel=vocal_channel)
+        record = {**corpus.identity(), "clip_ids": list(corpus.clips["clip_id"])}
+        _prepare_store(store, digest, corpus.identity())
+        # Shards of another schema (a run killed before an upgrade) are left in their own folder.
+        shards = _shard_dir(store, config_hash({"config": digest, "schema": SCHEMA, **corpus.identity()}))
+        shards.mkdir(parents=True, exist_ok=True)
+        for stale in [*shards.glob(f".*{PARTIAL}*"), *store.parent.glob(f".{store.stem}.*{PARTIAL}*")]:
+            stale.unlink()  # left by a run killed mid-write
 
-    def sources():
-        return ([store] if store.exists() else []) + _shards(shards)
+        def sources():
+            return ([store] if store.exists() else []) + _shards(shards)
 
-    reusable = _reusable(sources())
-    clips = corpus.clips.assign(sources=corpus.sources()).to_dict("records")
-    todo = [c for c in clips if reusable.get(c["clip_id"]) != (c["sources"], _modalities(c))]
-    batch_size = batch_size or max(8, 4 * jobs)
-    start = time.perf_counter()
-    done = failed = partial = 0
-    cpu = media = 0.0
-    pool = _pool(scheduler, jobs, todo, config, cluster_timeout) if todo else InlinePool()
-    writer = _ShardWriter(shards, dataset, config)
+        reusable = _reusable(sources())
+        clips = corpus.clips.assign(sources=corpus.sources()).to_dict("records")
+        todo = [c for c in clips if reusable.get(c["clip_id"]) != (c["sources"], _modalities(c))]
+        batch_size = batch_size or max(8, 4 * jobs)
+        start = time.perf_counter()
+        done = failed = partial = 0
+        cpu = media = 0.0
+        pool = _pool(scheduler, jobs, todo, config, cluster_timeout) if todo else InlinePool()
+        writer = _ShardWriter(shards, dataset, config)
+        try:
+            with tqdm(total=len(todo), disable=not progress, unit="clip", desc=f"features {dataset}") as bar:
+                for results in _batches(unordered(pool, extract_clip, todo, config), batch_size):
+                    writer.put(results)
+                    for r in results:
+                        done += r.stored
+                        failed += not r.stored
+                        partial += r.stored and bool(r.failures)
+                        cpu += r.seconds
+                        media += max(r.audio_seconds, r.video_seconds)
+                    bar.update(len(results))
+        finally:  # also when the run stops on an error: what finished is merged into the store
+            pool.close()
+            writer.close()
+            parts = sources()
+            if parts and parts != [store]:
+                merge_stores(store, parts, corpus=record)
+                _remove_merged(shards)
+            shards.rmdir()
+        _record_corpus(store, record)
+        return RunSummary(store=store, total=len(clips), done=done, skipped=len(clips) - len(todo),
+                          failed=failed, partial=partial, seconds=time.perf_counter() - start,
+                          cpu_seconds=cpu, media_seconds=media, cores=pool.cores, unused=corpus.skipped)
+
+
+class StoreBusyError(StoreError):
+    """Another run (an extraction or a prune) holds the feature store's lock."""
+
+
+_HELD_LOCKS = {}
+"""Lock files of the stores this process holds -> purpose (see :func:`store_lock`)."""
+_HELD_LOCKS_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def store_lock(store: Path, purpose: str):
+    """Hold the exclusive lock of ``store`` (a POSIX lock on ``<store>.lock`` beside it), or fail at once.
+
+    Every run that writes a store (an extraction, a prune) holds its lock, so two runs on one
+    store never race on its shard folder or on replacing it.  The lock goes with the process:
+    it is released on return, on an error and when the process is killed (the operating
+    system drops a dead process's locks), and a forked child (a pool worker, which may outlive
+    a killed run) never holds it, as it would with ``flock``.  Within one process, a second
+    hold of the same store fails too.  The lock file itself stays, naming the last holder.
+
+    Parameters
+    ----------
+    store : Path
+        The store's path (it need not exist yet).
+    purpose : str
+        What this run does with the store (``extraction``, ``prune``), named to the run that
+        finds the store locked.
+
+    Raises
+    ------
+    StoreBusyError
+        Another run holds the lock; the message names the store and that run's process.
+    """
+    lock = store.with_name(f"{store.name}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    key = lock.resolve()
+    with _HELD_LOCKS_GUARD:
+        if key in _HELD_LOCKS:
+            raise _store_busy(store, lock, f"{os.getpid()} {_HELD_LOCKS[key]}")
+        _HELD_LOCKS[key] = purpose
+    fd = None
     try:
-        with tqdm(total=len(todo), disable=not progress, unit="clip", desc=f"features {dataset}") as bar:
-            for results in _batches(unordered(pool, extract_clip, todo, config), batch_size):
-                writer.put(results)
-                for r in results:
-                    done += r.stored
-                    failed += not r.stored
-                    partial += r.stored and bool(r.failures)
-                    cpu += r.seconds
-                    media += max(r.audio_seconds, r.video_seconds)
-                bar.update(len(results))
-    finally:  # also when the run stops on an error: what finished is merged into the store
-        pool.close()
-        writer.close()
-        parts = sources()
-        if parts and parts != [store]:
-            merge_stores(store, parts, corpus=record)
-            _remove_merged(shards)
-        shards.rmdir()
-    _record_corpus(store, record)
-    return RunSummary(store=store, total=len(clips), done=done, skipped=len(clips) - len(todo),
-                      failed=failed, partial=partial, seconds=time.perf_counter() - start,
-                      cpu_seconds=cpu, media_seconds=media, cores=pool.cores, unused=corpus.skipped)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno not in (errno.EACCES, errno.EAGAIN):
+                raise
+            raise _store_busy(store, lock, os.read(fd, 200).decode(errors="replace")) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {purpose}\n".encode())
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # releases the lock
+        with _HELD_LOCKS_GUARD:
+            del _HELD_LOCKS[key]
+
+
+def _store_busy(store: Path, lock: Path, holder: str) -> StoreBusyError:
+    """The error for a store whose lock ``holder`` (``"<pid> <purpose>"`` as in the lock file) holds."""
+    pid, _, purpose = holder.strip().partition(" ")
+    who = f"another {purpose} (process {pid})" if purpose else "another run"
+    return StoreBusyError(f"{store}: {who} holds this feature store (lock {lock}); wait for it to finish, "
+                          f"or stop it, then run again")
 
 
 SHARD_FAN_IN = 16

@@ -1,6 +1,7 @@
 """The feature runner on a small synthetic corpus: store contents, resumption, kills, Dask, failures."""
 
 import hashlib
+import multiprocessing
 import os
 import shutil
 import signal
@@ -17,7 +18,7 @@ from extract.synthetic import generate_corpus
 from features.__main__ import main as features_main
 from features.errors import WorkerError
 from features.parallel import InlinePool, LocalPool, unordered
-from features.runner import default_config, extract_file_features, run_features
+from features.runner import StoreBusyError, default_config, extract_file_features, run_features, store_lock
 from features.store import FeatureStore, check_store, store_path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -314,3 +315,53 @@ def test_a_dying_local_worker_is_a_clear_error():
             list(unordered(pool, os._exit, [7]))
     finally:
         pool.close()
+
+
+def test_a_second_extraction_of_a_locked_store_stops_at_once(corpus, reference, tmp_path, capsys):
+    store = store_path("synthetic", tmp_path)
+    store.parent.mkdir()
+    shutil.copy2(reference, store)
+    digest = hashlib.sha256(store.read_bytes()).hexdigest()
+    with store_lock(store, "extraction"):
+        files = sorted(store.parent.iterdir())
+        with pytest.raises(StoreBusyError, match=f"{store}: another extraction \\(process {os.getpid()}\\) holds "
+                                                 "this feature store"):
+            run_features("synthetic", corpus, jobs=1, cache_dir=tmp_path, progress=False)
+        assert features_main(["extract", "--dataset", "synthetic", "--data-dir", str(corpus), "--cache-dir",
+                              str(tmp_path), "--jobs", "1", "--no-progress"]) == 2
+        assert "another extraction" in capsys.readouterr().err
+        assert features_main(["prune", "--dataset", "synthetic", "--cache-dir", str(tmp_path)]) == 2
+        assert sorted(store.parent.iterdir()) == files  # no shard folder, no partial file
+        assert hashlib.sha256(store.read_bytes()).hexdigest() == digest
+    summary = run_features("synthetic", corpus, jobs=1, cache_dir=tmp_path, progress=False)
+    assert (summary.done, summary.skipped) == (0, N_CLIPS)
+
+
+def test_the_store_lock_goes_with_its_process(tmp_path):
+    """Released when the holder is killed, and never kept by a forked child (a pool worker that
+    outlives its parent)."""
+    store = tmp_path / "synthetic" / "features.h5"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from features.runner import store_lock\n"
+                               f"with store_lock(Path({str(store)!r}), 'prune'):\n"
+                               "    print('held', flush=True); time.sleep(60)"],
+                              cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(StoreBusyError, match=f"another prune \\(process {holder.pid}\\)"):
+            with store_lock(store, "extraction"):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    child = None
+    try:
+        with store_lock(store, "extraction"):
+            child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(60,))
+            child.start()
+        with store_lock(store, "extraction"):  # the child still runs
+            assert child.is_alive()
+    finally:
+        if child is not None:
+            child.kill()
+            child.join()

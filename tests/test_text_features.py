@@ -90,3 +90,22 @@ def test_runner_embeds_text_only_clips_and_text_is_opt_in(tmp_path):
                                atol=1e-6)
     off = extract_clip({"clip_id": "a", "text": "Hello.", "audio_path": "", "video_path": ""}, default_config())
     assert not off.stored and "text features are off" in off.failures[0][2]
+
+
+def test_a_changed_transcript_is_embedded_again(tmp_path):
+    """Editing one row's text never leaves its old embedding in the store (an edited manifest
+    is another corpus: see test_runner), and the other rows keep theirs."""
+    from features.runner import default_config, run_features
+    from features.store import FeatureStore
+
+    rows = ["a,I am so happy for you!,joy,S1", "b,Get out of my apartment now.,anger,S2", "c,Fine.,neutral,S3"]
+    manifest = tmp_path / "manifest.csv"
+    for text_b in ("Get out of my apartment now.", "Please come in and sit down."):
+        manifest.write_text("clip_id,text,label,speaker\n" + "\n".join([rows[0], f"b,{text_b},anger,S2", rows[2]]))
+        summary = run_features("manifest", manifest, jobs=1, cache_dir=tmp_path / "cache",
+                               config=default_config(["text"]), progress=False)
+        with FeatureStore.open(summary.store) as store:
+            assert list(store.clips["text"]) == ["I am so happy for you!", text_b, "Fine."]
+            X, _ = store.functionals("text")
+        np.testing.assert_allclose(X, embed_texts(["I am so happy for you!", text_b, "Fine."]), atol=1e-6)
+    assert summary.failed == 0

@@ -101,3 +101,63 @@ def test_one_speaker_is_refused():
     with pytest.raises(EmofuseError, match="at least 2 speakers"):
         tune_hyperparameters(KNeighborsClassifier(), X, y, np.zeros(len(y)),
                              [Hyperparameter("n_neighbors", 1, 5, "int")], max_evaluations=15, population=3)
+
+
+class ColumnPicker(ClassifierMixin, BaseEstimator):
+    """Takes ``(features, texts)``; predicts by the sign of feature ``column``, and records the
+    rows (ids in each text) it was fitted on and asked about."""
+
+    log = []
+
+    def __init__(self, column=0):
+        self.column = column
+
+    def fit(self, X, y):
+        features, texts = X
+        assert len(features) == len(texts) == len(y)
+        self.classes_ = np.unique(y)
+        self.rows_ = {int(t.split()[-1]) for t in texts}
+        assert self.rows_ == set(features[:, -1].astype(int))  # the parts were sliced alike
+        return self
+
+    def predict(self, X):
+        features, texts = X
+        ColumnPicker.log.append((self.rows_, {int(t.split()[-1]) for t in texts}))
+        return self.classes_[(features[:, self.column] > 0).astype(int)]
+
+
+def tuple_problem(n_speakers=4, per_speaker=10, seed=0):
+    """Tuple input ``(features, texts)``: only feature 2 of 0-4 carries the class; the last
+    column and each text hold the row number.  Every speaker has both classes."""
+    rng = np.random.default_rng(seed)
+    groups = np.repeat(np.arange(n_speakers), per_speaker)
+    y = np.tile([0, 1], len(groups) // 2)
+    features = rng.normal(size=(len(y), 6))
+    features[:, 2] = (2 * y - 1) * (1.0 + rng.random(len(y)))
+    features[:, 5] = np.arange(len(y))
+    texts = [f"utterance {i}" for i in range(len(y))]
+    return (features, texts), y, groups
+
+
+def test_tuple_inputs_are_tuned_with_rows_of_every_part_taken_alike():
+    X, y, groups = tuple_problem()
+    ColumnPicker.log.clear()
+    result = tune_hyperparameters(ColumnPicker(), X, y, groups, [Hyperparameter("column", 0, 4, "int")],
+                                  n_splits=4, max_evaluations=15, population=3)
+    assert result.params == {"column": 2} and result.score == 1.0
+    assert ColumnPicker.log
+    rows_of = {s: set(np.flatnonzero(groups == s)) for s in range(4)}
+    for fitted_on, asked_about in ColumnPicker.log:
+        assert asked_about in rows_of.values()  # one held-out speaker per inner fold
+        assert fitted_on == set(range(len(y))) - asked_about  # only, and all, the other speakers' rows
+    model = MountainGazelleSearchCV(ColumnPicker(), [Hyperparameter("column", 0, 4, "int")], n_splits=4,
+                                    max_evaluations=15, population=3).fit(X, y, groups=groups)
+    assert model.best_params_ == {"column": 2} and model.best_estimator_.rows_ == set(range(len(y)))
+    np.testing.assert_array_equal(model.predict(X), y)
+
+
+def test_tuple_parts_of_different_lengths_are_refused():
+    (features, texts), y, groups = tuple_problem()
+    with pytest.raises(EmofuseError, match="different numbers of samples: \\[40, 39\\]"):
+        tune_hyperparameters(ColumnPicker(), (features, texts[:-1]), y, groups,
+                             [Hyperparameter("column", 0, 4, "int")], max_evaluations=15, population=3)
