@@ -31,13 +31,16 @@ from threadpoolctl import threadpool_limits
 
 from extract.decode import iter_grey_frames, load_audio, video_info
 from extract.errors import DecodeError
+from extract.meld import read_meld_csv
 from extract.faces import track_faces
 from extract.synthetic.corpus import Take, synthesize_take
 
-from .audio import AudioConfig, audio_streams, chroma, egemaps, energy, log_mel, mfcc, pitch, warm_up, zero_crossing_rate
+from .audio import (AudioConfig, audio_streams, chroma, compare, egemaps, energy, log_mel, mfcc, pitch, warm_up,
+                    zero_crossing_rate)
 from .functionals import functionals
 from .parallel import cpu_seconds, local_cluster
 from .stip import stip_features
+from .text import TextConfig, embed_texts, load_encoder
 from .video import VideoConfig, frame_functionals, hog_stream, summary_hog
 from .runner import FACE_DEFAULTS
 
@@ -154,6 +157,36 @@ def bench_audio(paths) -> list:
              ("reference: naive librosa script with pYIN", naive),
              ("reference: opensmile eGeMAPS alone", smile_alone)]
     return rows, seconds, naive / whole
+
+
+# ---------------------------------------------------------------- opt-in families
+
+RAVDESS_STATEMENTS = ["Kids are talking by the door", "Dogs are sitting by the door"]
+
+
+def bench_opt_in(paths, n_texts: int = 200) -> list:
+    """Costs of the opt-in families: ComParE's RTF per core on ``paths``; the text family's
+    encoder load and its ms per utterance, embedded one at a time as the feature runner does,
+    on MELD dev transcripts when ``../shared`` has them (else RAVDESS's two statements)."""
+    config = AudioConfig()
+    signals = [load_audio(p, sr=config.sr) for p in paths]
+    seconds = sum(len(y) for y in signals) / config.sr
+    compare(signals[0], config.sr)  # build the extractor before timing
+    rows = [("ComParE 2016 functionals, 6,373 (opensmile; `compare`), RTF per core",
+             sum(cpu_time(compare, y, config.sr, repeat=2)[0] for y in signals) / seconds)]
+    meld = SHARED / "meld-text" / "dev_sent_emo.csv"
+    if meld.is_file():
+        texts = read_meld_csv(meld)["Utterance"].head(n_texts).tolist()
+        source = f"{len(texts)} MELD dev utterances"
+    else:
+        texts = (RAVDESS_STATEMENTS * n_texts)[:n_texts]
+        source = f"{len(texts)} RAVDESS statements"
+    load, _ = cpu_time(load_encoder, TextConfig().encoder)
+    embed, _ = cpu_time(lambda: [embed_texts([t]) for t in texts])
+    rows += [("MiniLM sentence encoder (`text`): loading, CPU s once per worker", load),
+             (f"MiniLM sentence embedding, ms of CPU per utterance ({source}, one at a time)",
+              1000 * embed / len(texts))]
+    return rows
 
 
 # ---------------------------------------------------------------- video
@@ -376,6 +409,7 @@ def main(argv=None) -> int:
             audio_rows, audio_seconds, speedup = bench_audio(audio_paths)
             video_paths, video_source = video_inputs(workdir)
             video_rows, video_seconds = bench_video(video_paths)
+            opt_in_rows = bench_opt_in(audio_paths)
         sources = workdir / "speech-sources"
         sources.mkdir()
         real = (SHARED / "ravdess-speech").is_dir()
@@ -397,6 +431,9 @@ def main(argv=None) -> int:
         "| step | RTF per core |", "|---|---|",
         *[f"| {name} | {rtf:.4f} |" for name, rtf in video_rows], "",
         "Target for the whole video set: 0.15 per core.", "",
+        "## Opt-in families (`FAMILIES=...`)", "",
+        "| family | cost |", "|---|---|",
+        *[f"| {name} | {value:.4f} |" if value < 1 else f"| {name} | {value:.1f} |" for name, value in opt_in_rows], "",
         *corpus_lines(runs, args.corpus_sizes, steps_audio, steps_av, stage_rows, speech_source),
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
