@@ -88,3 +88,6 @@ def test_demo_evaluates_the_random_split_too(repo):
                              "MAKE=echo make"], cwd=repo, capture_output=True, text=True).stdout
     assert "make evaluate DATASET=synthetic METHOD=concat PROTOCOL=random CLASSIFIER=light" in recipe
     assert "make features DATASET=synthetic DATA_DIR=data/synthetic" in recipe
+    # every method fused before the first evaluation: nested selection runs once
+    fuse, evaluate = (recipe.index(f"make {t} DATASET=synthetic METHOD=$method") for t in ("fuse", "evaluate"))
+    assert fuse < evaluate
