@@ -423,9 +423,15 @@ def _copy_sequences(source, clip_ids: set, writer: _SequenceWriter) -> None:
     """Append the frames of the source family group's clips in ``clip_ids`` to ``writer``."""
     ids = _read_strings(source["clip_id"])
     offsets, frame_rates, values = source["offsets"][()], source["frame_rate"][()], source["values"]
-    rows = [i for i, clip_id in enumerate(ids) if clip_id in clip_ids]
-    # Consecutive rows are read as one slice.
-    runs = np.split(rows, np.flatnonzero(np.diff(rows) != 1) + 1) if rows else []
+    # Consecutive rows are read as one slice of at most the writer's buffer (a clip longer
+    # than that alone), so memory stays bounded however large the source.
+    frames_per_read = max(1, writer.BUFFER_BYTES // (4 * max(values.shape[1], 1)))
+    runs = []
+    for i in (i for i, clip_id in enumerate(ids) if clip_id in clip_ids):
+        if runs and i == runs[-1][-1] + 1 and offsets[i + 1] - offsets[runs[-1][0]] <= frames_per_read:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
     for run in runs:
         first, last = run[0], run[-1]
         writer.append([ids[i] for i in run], np.diff(offsets[first:last + 2]), frame_rates[first:last + 1],

@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.store import FAILURE_COLUMNS, FeatureStore, StoreError, check_store, merge_stores, prune_store, write_store
+from features.store import (FAILURE_COLUMNS, FeatureStore, StoreError, _SequenceWriter, check_store, merge_stores,
+                            prune_store, write_store)
 from features.stream import Stream
 
 CONFIG = {"audio": {"sr": 16000}}
@@ -56,9 +57,12 @@ def test_merge_sorts_dedups_and_newest_wins(tmp_path):
     assert check_store(tmp_path / "m.h5", expected_ids={"a-01", "b-02", "c-01", "z-09"}) == []
 
 
-def test_sequences_survive_merges_exactly_with_their_own_lengths_and_rates(tmp_path):
+@pytest.mark.parametrize("buffer_bytes", [16 << 20, 24])
+def test_sequences_survive_merges_exactly_with_their_own_lengths_and_rates(tmp_path, monkeypatch, buffer_bytes):
     """Frames of every clip come back unchanged from the ragged per-family matrix, after a
-    merge that takes some clips of a source and not others (runs of rows)."""
+    merge that takes some clips of a source and not others (runs of rows), also when the
+    writer's buffer holds only a few frames (every read and write then splits)."""
+    monkeypatch.setattr(_SequenceWriter, "BUFFER_BYTES", buffer_bytes)
     rng = np.random.default_rng(0)
     frames = {c: rng.standard_normal((int(rng.integers(0, 9)), 2)).astype(np.float32) for c in "abcdefg"}
     rates = {c: 25.0 + i for i, c in enumerate("abcdefg")}
