@@ -291,7 +291,7 @@ class _SequenceWriter:
     """Writes one family's ragged frame matrix (see the module schema), buffering appended
     frames so that HDF5 sees a few large writes."""
 
-    BUFFER_BYTES = 16 << 20
+    BUFFER_BYTES = 4 << 20
 
     def __init__(self, h5, family, modality, names, unit):
         self._group = h5.create_group(f"sequences/{family}")
