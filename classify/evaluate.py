@@ -25,7 +25,6 @@ from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from extract.errors import EmofuseError
@@ -41,7 +40,7 @@ from .classifiers import CLASSIFIERS, make_classifier, parse_classifiers
 from .frames import SEQUENCE_METHOD, clip_sequences, consumed, sequence_families
 from .metrics import fold_scores, summarise_folds
 from .model import Candidate, SavedModel, freeze_params
-from .select import Corpus, nested_selection, select_model, selectable, selection_key
+from .select import Corpus, nested_selection, on_one_thread, select_model, selectable, selection_key
 
 SEED = 0
 BASELINE_CLASSIFIER = "logreg"
@@ -416,15 +415,14 @@ def cross_validate(build, splits, *, groups: bool = False, n_jobs: int = 1) -> l
     """
     labels = sorted({*np.concatenate([np.concatenate([s.y_train, s.y_test]) for s in splits]).tolist()})
     jobs = min(n_jobs, len(splits))
-    return joblib.Parallel(n_jobs=jobs)(joblib.delayed(_fit_and_score)(build, split, groups, labels)
+    return joblib.Parallel(n_jobs=jobs)(joblib.delayed(on_one_thread)(_fit_and_score, build, split, groups, labels)
                                         for split in splits)
 
 
 def _fit_and_score(build, split, groups, labels) -> dict:
-    with threadpool_limits(1):
-        estimator = build()
-        estimator.fit(split.X_train, split.y_train, **({"groups": split.speakers_train} if groups else {}))
-        y_pred = np.asarray(estimator.predict(split.X_test)).astype(str)
+    estimator = build()
+    estimator.fit(split.X_train, split.y_train, **({"groups": split.speakers_train} if groups else {}))
+    y_pred = np.asarray(estimator.predict(split.X_test)).astype(str)
     return {"fold": split.fold, "test_speakers": sorted(set(split.speakers_test.tolist())),
             **fold_scores(split.y_test, y_pred, labels, split.speakers_test)}
 

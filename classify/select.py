@@ -201,13 +201,15 @@ def _run(tasks, n_jobs, bar):
     Every task runs on one BLAS/OpenMP thread, in a worker or in this process alike, so the
     scores never depend on ``n_jobs`` (see ``classify.evaluate.cross_validate``)."""
     results = []
-    for result in Parallel(n_jobs=n_jobs, return_as="generator")(delayed(_on_one_thread)(f, *a) for f, a in tasks):
+    for result in Parallel(n_jobs=n_jobs, return_as="generator")(delayed(on_one_thread)(f, *a) for f, a in tasks):
         results.append(result)
         bar.update()
     return results
 
 
-def _on_one_thread(function, *args):
+def on_one_thread(function, *args):
+    """``function(*args)`` with BLAS and OpenMP held to one thread: on a few hundred clips,
+    threads inside one fit cost more than they save, and results never depend on them."""
     with threadpool_limits(1):
         return function(*args)
 

@@ -29,6 +29,7 @@ import numpy as np
 import psutil
 from threadpoolctl import threadpool_limits
 
+from extract.corpora import RAVDESS_STATEMENTS
 from extract.decode import iter_grey_frames, load_audio, video_info
 from extract.errors import DecodeError
 from extract.meld import read_meld_csv
@@ -161,9 +162,6 @@ def bench_audio(paths) -> list:
 
 # ---------------------------------------------------------------- opt-in families
 
-RAVDESS_STATEMENTS = ["Kids are talking by the door", "Dogs are sitting by the door"]
-
-
 def bench_opt_in(paths, n_texts: int = 200) -> list:
     """Costs of the opt-in families: ComParE's RTF per core on ``paths``; the text family's
     encoder load and its ms per utterance, embedded one at a time as the feature runner does,
@@ -179,7 +177,7 @@ def bench_opt_in(paths, n_texts: int = 200) -> list:
         texts = read_meld_csv(meld)["Utterance"].head(n_texts).tolist()
         source = f"{len(texts)} MELD dev utterances"
     else:
-        texts = (RAVDESS_STATEMENTS * n_texts)[:n_texts]
+        texts = (list(RAVDESS_STATEMENTS.values()) * n_texts)[:n_texts]
         source = f"{len(texts)} RAVDESS statements"
     load, _ = cpu_time(load_encoder, TextConfig().encoder)
     embed, _ = cpu_time(lambda: [embed_texts([t]) for t in texts])
