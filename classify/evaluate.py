@@ -6,7 +6,8 @@ The path of one evaluation::
         -> classifiers.make_classifier -> fit on the fold's training speakers
         -> predict its test speakers -> metrics.fold_scores -> one result per
            protocol x modality x method x classifier (the full table)
-    eGeMAPS functionals of the store -> the same folds -> the ``egemaps-baseline`` result
+    eGeMAPS (and ComParE, where the store has it) functionals of the store -> the same folds
+        -> the ``egemaps-baseline`` (``compare-baseline``) result
     every fused method of the protocol x the classifiers -> select.nested_selection
         -> the ``selected`` figure (the headline; speaker-adaptive methods separately)
     -> report.write_report (reports/<dataset>/metrics.json, report.md, figures/)
@@ -35,7 +36,7 @@ from fusion.run import store_modalities
 from fusion.speaker_norm import ADAPTIVE_LABEL, method_dir_name, parse_method_dir, parse_speaker_norm
 
 from . import report
-from .report import BASELINE_METHOD, MODALITY_ORDER, PROTOCOL_ORDER
+from .report import BASELINES, MODALITY_ORDER, PROTOCOL_ORDER
 from .classifiers import CLASSIFIERS, make_classifier, parse_classifiers
 from .frames import SEQUENCE_METHOD, clip_sequences, consumed, sequence_families
 from .metrics import fold_scores, summarise_folds
@@ -136,8 +137,7 @@ def evaluate(dataset, method, classifiers, *, protocol=None, speaker_norm="none"
             warning = split_warning(name, shared_speakers(folds_file["folds"], store.clips))
             results += evaluate_protocol(store, method_dir / name, method_dir.name, names, warning=warning,
                                          progress=progress, n_jobs=n_jobs)
-            baseline = evaluate_baseline(store, method_dir / name, warning=warning, n_jobs=n_jobs)
-            results += [baseline] if baseline else []
+            results += evaluate_baselines(store, method_dir / name, warning=warning, n_jobs=n_jobs)
             if warning is None:  # selection only where no speaker is on both sides
                 figure = select_protocol(store, fused_root, name, folds_file["folds"], classifiers, mode,
                                          existing, n_jobs, progress)
@@ -362,32 +362,37 @@ def frame_modalities(store) -> list:
     return [m for families, m in modalities.items() if families]
 
 
-def evaluate_baseline(store, protocol_dir: Path, *, warning=None, n_jobs=1):
-    """The eGeMAPS + logistic-regression baseline on the folds of ``protocol_dir``, or None.
+def evaluate_baselines(store, protocol_dir: Path, *, warning=None, n_jobs=1) -> list:
+    """The openSMILE + logistic-regression baselines on the folds of ``protocol_dir``.
 
-    eGeMAPS v02 functionals (88, openSMILE) with a class-balanced, standardised logistic
-    regression, trained on the training clips of each fold and tested on its test clips (those
-    with audio, as the fusion stage keeps them): the field's standard reference point.  None
-    when the store has no ``egemaps`` family.
+    For each family of ``report.BASELINES`` the store has (eGeMAPS v02, 88 functionals;
+    ComParE 2016, 6,373), a class-balanced, standardised logistic regression trained on the
+    training clips of each fold and tested on its test clips (those with audio, as the fusion
+    stage keeps them): the field's standard reference points.  One result per family found;
+    an empty list when the store has neither.
     """
-    if "egemaps" not in store.families("audio"):
-        return None
+    families = store.families("audio")
     folds = json.loads((protocol_dir / "folds.json").read_text())
-    X, _ = store.functionals(families=["egemaps"])
     row_of = {clip_id: i for i, clip_id in enumerate(store.clips["clip_id"])}
     labels = store.clips["label"].astype(str).to_numpy()
     speakers = store.clips["speaker"].astype(str).to_numpy()
-    has_audio = np.isfinite(X).any(axis=1)
-    splits = []
-    for fold in folds["folds"]:
-        train = [row_of[i] for i in fold["train_ids"] if has_audio[row_of[i]]]
-        test = [row_of[i] for i in fold["test_ids"] if has_audio[row_of[i]]]
-        splits.append(Split(fold["fold"], X[train], X[test], labels[train], labels[test],
-                            speakers[train], speakers[test]))
-    fold_results = cross_validate(lambda: make_classifier(BASELINE_CLASSIFIER, random_state=SEED), splits,
-                                  n_jobs=n_jobs)
-    entry = _entry(folds["protocol"], "audio", BASELINE_METHOD, BASELINE_CLASSIFIER, fold_results)
-    return entry | ({"warning": warning} if warning else {})
+    entries = []
+    for method, family in BASELINES.items():
+        if family not in families:
+            continue
+        X, _ = store.functionals(families=[family])
+        has_audio = np.isfinite(X).any(axis=1)
+        splits = []
+        for fold in folds["folds"]:
+            train = [row_of[i] for i in fold["train_ids"] if has_audio[row_of[i]]]
+            test = [row_of[i] for i in fold["test_ids"] if has_audio[row_of[i]]]
+            splits.append(Split(fold["fold"], X[train], X[test], labels[train], labels[test],
+                                speakers[train], speakers[test]))
+        fold_results = cross_validate(lambda: make_classifier(BASELINE_CLASSIFIER, random_state=SEED), splits,
+                                      n_jobs=n_jobs)
+        entry = _entry(folds["protocol"], "audio", method, BASELINE_CLASSIFIER, fold_results)
+        entries.append(entry | ({"warning": warning} if warning else {}))
+    return entries
 
 
 def cross_validate(build, splits, *, groups: bool = False, n_jobs: int = 1) -> list:

@@ -30,6 +30,8 @@ MODALITY_ORDER = ("audio", "video", "text", "fused")
 RESULT_KEY = ("protocol", "modality", "method", "classifier")
 RANDOM_PROTOCOL = "random"
 BASELINE_METHOD = "egemaps-baseline"
+BASELINES = {BASELINE_METHOD: "egemaps", "compare-baseline": "compare"}
+"""Baseline rows (method name -> the openSMILE family it reads), each where the store has it."""
 READING_GUIDE = (
     "Scores are percentages, mean ± standard deviation over folds (ddof = 1). **UA** is the unweighted "
     "average recall (mean per-class recall, balanced accuracy); **accuracy** is overall accuracy (what "
@@ -37,7 +39,8 @@ READING_GUIDE = (
     "F1; **WA Mamieva** is the mean over classes of (TP·N/P + TN)/2N (Mamieva et al. 2023). "
     "`metrics.json` also holds `wa_adel`, the support-weighted mean of one-vs-rest per-class accuracy "
     "(Adel et al. 2023). `egemaps-baseline` is the field's standard baseline: eGeMAPS v02 functionals "
-    "with a standardised, class-balanced logistic regression on the same folds. Bold: best UA."
+    "with a standardised, class-balanced logistic regression on the same folds; `compare-baseline` is the "
+    "same with the ComParE 2016 functionals (6,373), where the store has them. Bold: best UA."
 )
 PROTOCOL_TITLES = {
     "speaker": "Speaker-independent folds (protocol `speaker`)",
@@ -272,7 +275,7 @@ def _adaptation_section(metrics: dict, protocols: list) -> list:
     """UA against the enrolment size K, beside no adaptation and all clips."""
     lines = []
     for protocol in protocols:
-        entries = [e for e in metrics["results"] if e["protocol"] == protocol and e["method"] != BASELINE_METHOD]
+        entries = [e for e in metrics["results"] if e["protocol"] == protocol and e["method"] not in BASELINES]
         by_row = {}
         for e in entries:
             method, mode = parse_method_dir(e["method"])
@@ -317,7 +320,7 @@ def _gap_section(by_protocol: dict, dataset: str, reference: str) -> list:
                   for s, r in paired]
         lines.append("")
     missing = sorted({e["method"] for e in by_protocol[reference]} - {e["method"] for e in random.values()}
-                     - {BASELINE_METHOD, SEQUENCE_METHOD})
+                     - {*BASELINES, SEQUENCE_METHOD})
     for method in missing:
         name, mode = parse_method_dir(method)
         norm = "" if mode == "none" else f" SNORM={mode}"

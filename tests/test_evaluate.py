@@ -23,7 +23,8 @@ from classify import report
 from classify.metrics import fold_scores
 from classify.__main__ import main
 from classify.classifiers import CLASSIFIERS, ClassifierSpec, make_classifier, parse_classifiers
-from classify.evaluate import BASELINE_METHOD, evaluate
+from classify.evaluate import evaluate
+from classify.report import BASELINE_METHOD
 from classify.frames import clip_sequences
 from extract.errors import EmofuseError
 from features.store import FAILURE_COLUMNS, FeatureStore, store_path, write_store
@@ -41,10 +42,11 @@ REQUIRED_KEYS = {"protocol", "modality", "method", "classifier", "accuracy", "ua
                  "accuracy_std", "ua_std", "folds"}
 
 
-def write_toy_store(cache, *, shuffle_labels=False, seed=0, split=""):
+def write_toy_store(cache, *, shuffle_labels=False, seed=0, split="", compare=False):
     """6 speakers x 4 emotions x 6 clips; each family carries the emotion in a few columns
     (plus a speaker offset and noise) unless ``shuffle_labels`` breaks the link.  ``split``:
-    the clips' ``split`` column (a value, or a function of the take number 0-5)."""
+    the clips' ``split`` column (a value, or a function of the take number 0-5); ``compare``:
+    a ComParE-named audio family too."""
     rng = np.random.default_rng(seed)
     rows = [(s, e, r) for s in SPEAKERS for e in EMOTIONS for r in range(6)]
     clips = pd.DataFrame({"clip_id": [f"{s}-{e}-{r}" for s, e, r in rows], "speaker": [s for s, _, _ in rows],
@@ -62,6 +64,8 @@ def write_toy_store(cache, *, shuffle_labels=False, seed=0, split=""):
     functionals = {"mfcc": ("audio", family(8, 4), [f"mfcc_{i}_mean" for i in range(8)]),
                    "egemaps": ("audio", family(12, 4), [f"egemaps_{i}" for i in range(12)]),
                    "hog_summary": ("video", family(10, 4), [f"hog_{i}" for i in range(10)])}
+    if compare:
+        functionals["compare"] = ("audio", family(30, 2), [f"compare_{i}" for i in range(30)])
     if shuffle_labels:
         clips["label"] = rng.permutation(clips["label"].to_numpy())
     ids = clips["clip_id"].tolist()
@@ -120,6 +124,30 @@ def easy(tmp_path_factory):
 def _result(results, protocol, modality, method, classifier):
     return next(r for r in results if (r["protocol"], r["modality"], r["method"], r["classifier"])
                 == (protocol, modality, method, classifier))
+
+
+def test_compare_baseline_row_where_the_store_has_compare(tmp_path):
+    """ComParE + logistic regression is a baseline row beside eGeMAPS, on the same folds,
+    scored as a plain logistic regression on those columns scores."""
+    write_toy_store(tmp_path / "cache", compare=True)
+    write_fused(tmp_path / "cache", protocols=("speaker",))
+    evaluate(DATASET, "concat", "knn", cache_dir=tmp_path / "cache", reports_dir=tmp_path / "reports")
+    metrics = json.loads((tmp_path / "reports" / DATASET / "metrics.json").read_text())
+    row = _result(metrics["results"], "speaker", "audio", "compare-baseline", "logreg")
+    assert _result(metrics["results"], "speaker", "audio", BASELINE_METHOD, "logreg")
+    with FeatureStore.open(store_path(DATASET, tmp_path / "cache")) as store:
+        X, _ = store.functionals(families=["compare"])
+        clips = store.clips
+    y = clips["label"].to_numpy(str)
+    expected = []
+    for fold in make_folds(clips, "speaker"):
+        train, test = clips["clip_id"].isin(fold.train_ids).to_numpy(), clips["clip_id"].isin(fold.test_ids).to_numpy()
+        predicted = make_classifier("logreg").fit(X[train], y[train]).predict(X[test])
+        expected.append(fold_scores(y[test], predicted, EMOTIONS)["ua"])
+    # only two of the four emotions are readable from this family: UA near 0.5, not 1
+    assert row["ua"] == pytest.approx(np.mean(expected)) and 0.3 < row["ua"] < 0.8
+    report_text = (tmp_path / "reports" / DATASET / "report.md").read_text()
+    assert "| audio | compare-baseline | logreg |" in report_text
 
 
 def test_metrics_json_structure_and_easy_scores(easy):
