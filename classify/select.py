@@ -165,18 +165,42 @@ def _fit_fusion(corpus, key, train, test):
     return pipeline, np.asarray(pipeline.transform(Xa[train]), np.float32), Z_scored, scored
 
 
-def _inner_scores(corpus, key, classifiers, rows):
-    """Per classifier of one fusion configuration: inner UA of each inner split of ``rows``."""
+def _inner_split_scores(corpus, key, classifiers, train, test):
+    """Per classifier of one fusion configuration: UA on one inner split (``train``, ``test``)."""
     present = corpus.present(key.modality)
     labels = sorted(set(corpus.labels.tolist()))
-    scores = {name: [] for _, name in classifiers}
-    for train, test in inner_splits(corpus.speakers, rows & present):
-        _, Z_train, Z_test, scored = _fit_fusion(corpus, key, train, test)
-        for _, name in classifiers:
-            estimator = fit_classifier(name, Z_train, corpus.labels[train & present], corpus.speakers[train & present])
-            y_pred = np.asarray(estimator.predict(Z_test)).astype(str)
-            scores[name].append(fold_scores(corpus.labels[scored], y_pred, labels)["ua"])
-    return {name: float(np.mean(values)) for name, values in scores.items()}
+    _, Z_train, Z_test, scored = _fit_fusion(corpus, key, train, test)
+    scores = {}
+    for _, name in classifiers:
+        estimator = fit_classifier(name, Z_train, corpus.labels[train & present], corpus.speakers[train & present])
+        y_pred = np.asarray(estimator.predict(Z_test)).astype(str)
+        scores[name] = fold_scores(corpus.labels[scored], y_pred, labels)["ua"]
+    return scores
+
+
+def _inner_scores(corpus, groups, sides, n_jobs, bar) -> list:
+    """Inner CV of every fusion configuration in ``groups`` within each training side of
+    ``sides`` (list of (train, test) masks): per side, {candidate index: mean inner UA}.
+
+    One task per (side, configuration, inner split), so that the workers stay busy even
+    where there is one side (``select_model``) or one configuration."""
+    tasks, owners = [], []
+    for k, (train, _) in enumerate(sides):
+        for key, members in groups.items():
+            for inner_train, inner_test in inner_splits(corpus.speakers, train & corpus.present(key.modality)):
+                tasks.append((_inner_split_scores, (corpus, key, members, inner_train, inner_test)))
+                owners.append((k, key))
+    by_owner = {}
+    for owner, by_name in zip(owners, _run(tasks, n_jobs, bar)):
+        by_owner.setdefault(owner, []).append(by_name)
+    return [{index: float(np.mean([split[name] for split in by_owner[k, key]]))
+             for key, members in groups.items() for index, name in members} for k in range(len(sides))]
+
+
+def count_inner_tasks(corpus, groups, sides) -> int:
+    """How many tasks ``_inner_scores`` runs: one per (side, configuration, inner split)."""
+    return sum(len(inner_splits(corpus.speakers, train & corpus.present(key.modality)))
+               for train, _ in sides for key in groups)
 
 
 def _outer_score(corpus, candidate, train, test, fold_id, labels):
@@ -224,9 +248,10 @@ def nested_selection(corpus, folds, candidates, *, n_jobs=1, progress=True, desc
         Outer folds (``folds.json`` entries: fold, train_ids, test_ids).
     candidates : list of Candidate
     n_jobs : int
-        joblib workers over (outer fold x fusion configuration) and the outer refits.
+        joblib workers over (outer fold x fusion configuration x inner split) and the
+        outer refits.
     progress : bool
-        Show a progress bar over outer folds x fusion configurations.
+        Show a progress bar over those tasks.
 
     Returns
     -------
@@ -247,21 +272,14 @@ def nested_selection(corpus, folds, candidates, *, n_jobs=1, progress=True, desc
     labels = sorted(set(corpus.labels.tolist()))
     sides = [(np.isin(corpus.ids, f["train_ids"]), np.isin(corpus.ids, f["test_ids"])) for f in folds]
     # A single candidate is chosen whatever its inner score: no inner CV to run.
-    tasks = [] if len(candidates) == 1 else [(_inner_scores, (corpus, key, members, train))
-                                             for train, _ in sides for key, members in groups.items()]
-    with tqdm(total=len(tasks) + len(folds), disable=not progress, unit="fit",
+    n_tasks = 0 if len(candidates) == 1 else count_inner_tasks(corpus, groups, sides)
+    with tqdm(total=n_tasks + len(folds), disable=not progress, unit="fit",
               desc=f"{desc}: {len(folds)} outer folds x {len(candidates)} candidates") as bar:
-        inner = _run(tasks, n_jobs, bar)
-        chosen = []
-        for k in range(len(folds) if tasks else 0):
-            scores = {}
-            for (key, members), by_name in zip(groups.items(), inner[k * len(groups):(k + 1) * len(groups)]):
-                scores |= {index: by_name[name] for index, name in members}
-            chosen.append(_choose(scores))
+        chosen = [_choose(scores) for scores in _inner_scores(corpus, groups, sides, n_jobs, bar)] if n_tasks else []
         chosen = chosen or [(0, None)] * len(folds)
         outer = _run([(_outer_score, (corpus, candidates[index], train, test, fold["fold"], labels))
                       for (index, _), (train, test), fold in zip(chosen, sides, folds)], n_jobs, bar)
-    n_inner = [len(inner_splits(corpus.speakers, train)) if tasks else 0 for train, _ in sides]
+    n_inner = [len(inner_splits(corpus.speakers, train)) if n_tasks else 0 for train, _ in sides]
     log.info("%s: %d outer folds x %d candidates, UA %.3f", desc, len(folds), len(candidates),
              np.mean([f["ua"] for f in outer]))
     return {**summarise_folds(outer), "labels": labels, "n_folds": len(outer), "folds": outer,
@@ -282,21 +300,18 @@ def select_model(corpus, candidates, *, n_jobs=1, progress=True) -> tuple:
         ``chosen`` (the candidate and its inner UA), ``candidates``, ``how``, ``n_inner_folds``.
     """
     groups = group_candidates(candidates)
-    everyone = np.ones(len(corpus.ids), bool)
-    with tqdm(total=len(groups) + 1, disable=not progress, unit="fit",
+    everyone = [(np.ones(len(corpus.ids), bool), None)]
+    n_tasks = count_inner_tasks(corpus, groups, everyone) if len(candidates) > 1 else 0
+    with tqdm(total=n_tasks + 1, disable=not progress, unit="fit",
               desc=f"model: {len(candidates)} candidates on all clips") as bar:
-        inner = _run([(_inner_scores, (corpus, key, members, everyone)) for key, members in groups.items()]
-                     if len(candidates) > 1 else [], n_jobs, bar)
-        scores = {index: by_name[name] for (key, members), by_name in zip(groups.items(), inner)
-                  for index, name in members}
-        index, score = _choose(scores) if scores else (0, None)
+        index, score = _choose(_inner_scores(corpus, groups, everyone, n_jobs, bar)[0]) if n_tasks else (0, None)
         candidate = candidates[index]
         model = fit_model(corpus, candidate)
         bar.update()
     selection = {"chosen": candidate.describe() | {"inner_ua": score}, "candidates": [c.describe() for c in candidates],
                  "how": HOW.replace("training speakers", "all speakers"),
-                 "n_inner_folds": len(inner_splits(corpus.speakers, everyone & corpus.present(candidate.modality)))
-                 if scores else 0}
+                 "n_inner_folds": len(inner_splits(corpus.speakers, corpus.present(candidate.modality)))
+                 if n_tasks else 0}
     return model, selection
 
 
