@@ -306,7 +306,7 @@ def select_model(corpus, candidates, *, n_jobs=1, progress=True) -> tuple:
               desc=f"model: {len(candidates)} candidates on all clips") as bar:
         index, score = _choose(_inner_scores(corpus, groups, everyone, n_jobs, bar)[0]) if n_tasks else (0, None)
         candidate = candidates[index]
-        model = fit_model(corpus, candidate)
+        model = on_one_thread(fit_model, corpus, candidate)
         bar.update()
     selection = {"chosen": candidate.describe() | {"inner_ua": score}, "candidates": [c.describe() for c in candidates],
                  "how": HOW.replace("training speakers", "all speakers"),
