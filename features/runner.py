@@ -17,6 +17,7 @@ import json
 import os
 import queue
 import re
+import tempfile
 import threading
 import time
 import traceback
@@ -181,8 +182,34 @@ def _prepare_worker(config: dict) -> None:
     if key not in _PREPARED:
         cv2.setNumThreads(1)
         threadpool_limits(1)
-        warm_up(AudioConfig(**config["audio"]))
+        with compile_lock():
+            warm_up(AudioConfig(**config["audio"]))
         _PREPARED.add(key)
+
+
+COMPILE_LOCK = Path(tempfile.gettempdir()) / "emofuse-numba-compile.lock"
+
+
+@contextlib.contextmanager
+def compile_lock(path: Path = COMPILE_LOCK):
+    """Hold the host-wide lock under which a process compiles librosa's numba kernels (waits for it).
+
+    numba's on-disk cache is not safe against two processes writing the same kernel at once
+    (numba issues #4807 and #10128: a torn cache entry can crash every later run that loads
+    it), which Dask workers started together, or two extractions started together, would do
+    on a first run.  Taking turns costs nothing after the first process: the others load
+    its cache.  Where the lock file cannot be opened (another user's), nothing is held.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _extract(clip: dict, config: dict) -> ClipResult:
