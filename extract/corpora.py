@@ -65,22 +65,32 @@ class Corpus:
     manifest_sha256: str = ""
 
     def identity(self) -> dict:
-        """What makes this corpus this corpus: ``root`` (the folder or manifest, absolute, links
-        resolved) and ``manifest_sha256``.  A feature store holds the clips of one identity."""
+        """Where this corpus comes from: ``root`` (the folder or manifest, absolute, links
+        resolved), which a feature store holds the clips of, and ``manifest_sha256``, the
+        manifest's version the store was last brought up to date with (an edited manifest is
+        the same corpus: its changed rows are extracted again, see ``sources``)."""
         return {"root": str(self.root.resolve()), "manifest_sha256": self.manifest_sha256}
 
     def sources(self) -> list:
-        """Per clip (row order), the files it is made of, as JSON text:
+        """Per clip (row order), what its features are made of, as JSON text:
         ``{"audio": [path, size, mtime_ns], "video": [...]}`` with the path relative to the
-        corpus folder (a manifest's folder) and size in bytes (null for a missing file).
+        corpus folder (a manifest's folder) and size in bytes (null for a missing file); for a
+        manifest also ``"row"``, the row's fields that are not file paths (speaker, label,
+        gender, split, text), which a folder corpus reads from its file names.
 
         A stored clip is reused only while these still match, so an edited, replaced or newly
-        added file is extracted again.
+        added file, and an edited manifest row, are extracted again.
         """
-        base = self.root.parent if self.root.is_file() else self.root
-        return [json.dumps({m: _file_record(row[f"{m}_path"], base) for m in ("audio", "video") if row[f"{m}_path"]},
-                           sort_keys=True)
-                for _, row in self.clips.iterrows()]
+        manifest = self.root.is_file()
+        base = self.root.parent if manifest else self.root
+        fields = [c for c in CLIP_COLUMNS if c not in ("clip_id", "audio_path", "video_path")]
+        records = []
+        for _, row in self.clips.iterrows():
+            record = {m: _file_record(row[f"{m}_path"], base) for m in ("audio", "video") if row[f"{m}_path"]}
+            if manifest:
+                record["row"] = {c: str(row[c]) for c in fields}
+            records.append(json.dumps(record, sort_keys=True))
+        return records
 
     def summary(self) -> str:
         """One paragraph for the terminal: counts of clips, speakers, labels, modalities, skips."""

@@ -336,7 +336,8 @@ def _shard_dir(store: Path, digest: str) -> Path:
 
 
 def _prepare_store(store: Path, digest: str, corpus: dict) -> None:
-    """Move a store of another configuration or of another corpus aside so results never mix.
+    """Move a store of another configuration or of another corpus (another ``root``) aside so
+    results never mix; an edited manifest is the same corpus.
 
     ``corpus``: the identity of the corpus now read (``Corpus.identity``).
     """
@@ -354,11 +355,10 @@ def _prepare_store(store: Path, digest: str, corpus: dict) -> None:
         aside = store.with_name(f"{store.stem}-{old}.h5")
         os.replace(store, aside)
         print(f"feature configuration changed: previous store moved to {aside}")
-    elif {k: old_corpus[k] for k in corpus} != corpus:
-        what = "manifest" if corpus["root"] == old_corpus["root"] else "corpus"
+    elif old_corpus["root"] != corpus["root"]:
         aside = store.with_name(f"{store.stem}-{old}-{config_hash(old_corpus)}.h5")
         os.replace(store, aside)
-        print(f"another {what} under the dataset name {store.parent.name} (the store held {old_corpus['root']}, "
+        print(f"another corpus under the dataset name {store.parent.name} (the store held {old_corpus['root']}, "
               f"this is {corpus['root']}): previous store moved to {aside}")
 
 
@@ -397,8 +397,8 @@ def run_features(dataset: str, data_dir, *, jobs: int = 2, cache_dir="cache", co
     """Extract features for every clip of a corpus into ``cache/<dataset>/features.h5``.
 
     A stored clip is skipped when it was stored under the same configuration from the same
-    files (path, size, modification time) with every modality it has files for; any other
-    clip (new, changed, earlier failures, a failed modality) is extracted.  A store of
+    files (path, size, modification time) and manifest row with every modality it has files
+    for; any other clip (new, changed, earlier failures, a failed modality) is extracted.  A store of
     another corpus or configuration is moved aside first.  Stored clips that have left the
     corpus stay in the file but are stale (see ``features.store``).  Results are taken as
     they finish and written by a background thread in shards of ``batch_size`` clips, which
@@ -431,7 +431,7 @@ def run_features(dataset: str, data_dir, *, jobs: int = 2, cache_dir="cache", co
         record = {**corpus.identity(), "clip_ids": list(corpus.clips["clip_id"])}
         _prepare_store(store, digest, corpus.identity())
         # Shards of another schema (a run killed before an upgrade) are left in their own folder.
-        shards = _shard_dir(store, config_hash({"config": digest, "schema": SCHEMA, **corpus.identity()}))
+        shards = _shard_dir(store, config_hash({"config": digest, "schema": SCHEMA, "root": record["root"]}))
         shards.mkdir(parents=True, exist_ok=True)
         for stale in [*shards.glob(f".*{PARTIAL}*"), *store.parent.glob(f".{store.stem}.*{PARTIAL}*")]:
             stale.unlink()  # left by a run killed mid-write

@@ -286,19 +286,25 @@ def test_vocal_channel_song_reaches_the_extraction(audio_only, tmp_path):
     assert "LAST_DATASET := synthetic\n" in last
 
 
-def test_an_edited_manifest_is_another_corpus(audio_only, tmp_path, capsys):
+def test_an_edited_manifest_extracts_only_its_changed_rows(audio_only, tmp_path, capsys):
+    """Relabelling a row extracts that clip again and reuses the other; an added row is
+    extracted alone; a removed row's clip goes stale.  The store is never moved aside."""
     manifest = tmp_path / "manifest.csv"
-    wavs = sorted(audio_only.glob("03-*.wav"))[:2]
+    wavs = sorted(audio_only.glob("03-*.wav"))[:3]
     rows = [f"{wav},,happy,A{k}" for k, wav in enumerate(wavs)]
-    manifest.write_text("audio_path,video_path,label,speaker\n" + "\n".join(rows) + "\n")
+    header = "audio_path,video_path,label,speaker\n"
+    manifest.write_text(header + "\n".join(rows[:2]) + "\n")
     first = run_features("manifest", manifest, jobs=1, cache_dir=tmp_path, progress=False)
-    manifest.write_text("audio_path,video_path,label,speaker\n" + rows[0] + "\n" + rows[1].replace("happy", "sad"))
+    manifest.write_text(header + rows[0] + "\n" + rows[1].replace("happy", "sad") + "\n")
     second = run_features("manifest", manifest, jobs=1, cache_dir=tmp_path, progress=False)
-    assert "another manifest under the dataset name manifest" in capsys.readouterr().out
-    assert (first.done, second.done) == (2, 2)
-    with FeatureStore.open(second.store) as store:
-        assert list(store.clips["label"]) == ["happy", "sad"]
+    manifest.write_text(header + rows[1].replace("happy", "sad") + "\n" + rows[2] + "\n")
+    third = run_features("manifest", manifest, jobs=1, cache_dir=tmp_path, progress=False)
+    assert "moved" not in capsys.readouterr().out
+    assert [(s.done, s.skipped) for s in (first, second, third)] == [(2, 0), (1, 1), (1, 1)]
+    with FeatureStore.open(third.store) as store:
+        assert list(store.clips["label"]) == ["sad", "happy"] and list(store.clips["speaker"]) == ["A1", "A2"]
         assert store.corpus["manifest_sha256"] == hashlib.sha256(manifest.read_bytes()).hexdigest()
+        assert store.stale == [wavs[0].stem]
 
 
 @pytest.mark.parametrize("pool", [InlinePool, lambda: LocalPool(2)], ids=["inline", "local"])

@@ -93,8 +93,8 @@ def test_runner_embeds_text_only_clips_and_text_is_opt_in(tmp_path):
 
 
 def test_a_changed_transcript_is_embedded_again(tmp_path):
-    """Editing one row's text never leaves its old embedding in the store (an edited manifest
-    is another corpus: see test_runner), and the other rows keep theirs."""
+    """Editing one row's text never leaves its old embedding in the store (the edited row is
+    extracted again: see test_runner), and the other rows keep theirs."""
     from features.runner import default_config, run_features
     from features.store import FeatureStore
 
