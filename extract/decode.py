@@ -174,6 +174,26 @@ def _open_video(path) -> Iterator[av.video.stream.VideoStream]:
 
 def video_info(path) -> VideoInfo:
     """Frame rate, frame count and size of a video file; raises DecodeError if unreadable."""
+    with open_video(path) as (info, _):
+        return info
+
+
+@contextmanager
+def open_video(path) -> Iterator[tuple[VideoInfo, Iterator[np.ndarray]]]:
+    """Open a video file once for its facts and its frames.
+
+    Yields
+    ------
+    info : VideoInfo
+        As :func:`video_info` returns it.
+    frames : iterator of np.ndarray
+        Its grey frames, as :func:`iter_grey_frames` yields them, while the file is open.
+
+    Raises
+    ------
+    DecodeError
+        As :func:`video_info` and :func:`iter_grey_frames`.
+    """
     with _open_video(path) as stream:
         rate = stream.average_rate or stream.guessed_rate
         fps = float(rate) if rate and np.isfinite(float(rate)) and rate > 0 else 0.0
@@ -182,9 +202,9 @@ def video_info(path) -> VideoInfo:
             n_frames = int(round(float(stream.duration * stream.time_base) * fps))
         info = VideoInfo(fps=fps, n_frames=max(int(n_frames), 0),
                          width=stream.codec_context.width, height=stream.codec_context.height)
-    if info.fps <= 0 or info.width <= 0 or info.height <= 0:
-        raise DecodeError(f"{path}: no readable video stream (fps={info.fps}, size={info.width}x{info.height})")
-    return info
+        if info.fps <= 0 or info.width <= 0 or info.height <= 0:
+            raise DecodeError(f"{path}: no readable video stream (fps={info.fps}, size={info.width}x{info.height})")
+        yield info, _grey_frames(path, stream)
 
 
 def iter_grey_frames(path) -> Iterator[np.ndarray]:
@@ -209,21 +229,26 @@ def iter_grey_frames(path) -> Iterator[np.ndarray]:
         or cut short part-way (the message says after which frame; raised once the
         frames before it have been handed out).
     """
-    count = 0
     with _open_video(path) as stream:
-        try:
-            for frame in stream.container.decode(stream):
-                if frame.format.name in LUMA_FIRST_FORMATS:
-                    plane = frame.planes[0]
-                    rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
-                    luma = rows[:, :plane.width]
-                else:
-                    luma = frame.to_ndarray(format="gray")
-                count += 1
-                yield luma
-        except (av.FFmpegError, OSError) as err:
-            raise DecodeError(f"{path}: video stream damaged after frame {count} ({err})") from err
-        listed = stream.frames
+        yield from _grey_frames(path, stream)
+
+
+def _grey_frames(path, stream) -> Iterator[np.ndarray]:
+    """The frames of the open video ``stream`` of ``path``, as :func:`iter_grey_frames` yields them."""
+    count = 0
+    try:
+        for frame in stream.container.decode(stream):
+            if frame.format.name in LUMA_FIRST_FORMATS:
+                plane = frame.planes[0]
+                rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+                luma = rows[:, :plane.width]
+            else:
+                luma = frame.to_ndarray(format="gray")
+            count += 1
+            yield luma
+    except (av.FFmpegError, OSError) as err:
+        raise DecodeError(f"{path}: video stream damaged after frame {count} ({err})") from err
+    listed = stream.frames
     if count == 0:
         raise DecodeError(f"{path}: no decodable video frames")
     if count < MIN_DECODED_FRACTION * listed:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from extract.decode import iter_grey_frames, load_audio, video_info
+from extract.decode import iter_grey_frames, load_audio, open_video, video_info
+from extract.faces import track_video
 from extract.errors import DecodeError
 
 
@@ -168,3 +169,21 @@ def test_real_video(real_video):
         assert luma.shape == (720, 1280)
         expected = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(float)
         assert np.median(np.abs((luma.astype(float) - 16) * 255 / 219 - expected)) <= 2
+
+
+def test_a_tracked_video_is_opened_once(tmp_path, monkeypatch):
+    path = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 15.0, (64, 48))
+    for i in range(6):
+        writer.write(np.full((48, 64, 3), i * 30, np.uint8))
+    writer.release()
+    expected_info, expected_frames = video_info(path), [f.copy() for f in iter_grey_frames(path)]
+    opened, real_open = [], av.open
+    monkeypatch.setattr(av, "open", lambda file, *args, **kwargs: opened.append(file) or real_open(file, *args, **kwargs))
+    with open_video(path) as (info, frames):
+        assert info == expected_info
+        for frame, expected in zip(frames, expected_frames, strict=True):
+            np.testing.assert_array_equal(frame, expected)
+    track = track_video(path, crop_size=16)
+    assert len(track.valid) == 6 and track.fps == pytest.approx(15.0)
+    assert opened == [str(path)] * 2  # once for open_video, once for track_video
