@@ -1,20 +1,18 @@
 """Decode audio (wav, flac, mp4, flv) to mono float at a fixed rate, and video to grey frames.
 
-Audio files that libsndfile reads (wav, flac, ogg) go through ``soundfile``; anything else
-(mp4, flv, ...) through the ffmpeg binary that ``imageio-ffmpeg`` ships, so nothing has to
-be installed by hand.  Video frames come from FFmpeg's libraries through PyAV, as grey
-(luma) images, streamed one at a time, never held whole.
+Audio files that libsndfile reads (wav, flac, ogg) go through ``soundfile``; the audio track
+of anything else (mp4, flv, ...) is decoded in this process by FFmpeg's libraries through
+PyAV, as are video frames (grey, luma images, streamed one at a time, never held whole), so
+nothing has to be installed by hand and no ffmpeg process is started per file.
 """
 
 import os
-import subprocess
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import av
-import imageio_ffmpeg
 import numpy as np
 import soundfile as sf
 import soxr
@@ -50,7 +48,8 @@ def load_audio(path, sr: int = 16000) -> np.ndarray:
     Parameters
     ----------
     path : str or Path
-        wav/flac/ogg (soundfile) or any container ffmpeg reads (mp4, flv, ...).
+        wav/flac/ogg (soundfile) or any container FFmpeg reads (mp4, flv, ...; its first
+        audio track, decoded with PyAV).
     sr : int > 0
         Target sampling rate in Hz.
 
@@ -62,7 +61,8 @@ def load_audio(path, sr: int = 16000) -> np.ndarray:
     Raises
     ------
     DecodeError
-        The file is missing, empty, unreadable or holds no audio samples.
+        The file is missing, empty, unreadable, damaged, has no audio track or holds no
+        audio samples.
     """
     path = Path(path)
     if sr <= 0:
@@ -77,7 +77,7 @@ def load_audio(path, sr: int = 16000) -> np.ndarray:
         if not NATIVE_SR_RANGE[0] <= native_sr <= NATIVE_SR_RANGE[1]:  # resampling would blow it up or empty it
             raise DecodeError(f"{path}: implausible sampling rate of {native_sr} Hz in its header (damaged file?)")
     else:
-        y, native_sr = _ffmpeg_audio(path, sr), sr
+        y, native_sr = _container_audio(path, sr), sr
     if native_sr != sr:
         y = soxr.resample(y, native_sr, sr, quality="HQ")
     if y.size == 0:
@@ -85,23 +85,54 @@ def load_audio(path, sr: int = 16000) -> np.ndarray:
     return np.ascontiguousarray(y, dtype=np.float32)
 
 
-def _ffmpeg_audio(path: Path, sr: int) -> np.ndarray:
-    """Decode the first audio stream of ``path`` with ffmpeg to mono float32 at ``sr`` Hz."""
-    cmd = [
-        imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path),
-        "-map", "0:a:0", "-ac", "1", "-ar", str(sr), "-f", "f32le", "-",
-    ]
+def _container_audio(path: Path, sr: int) -> np.ndarray:
+    """Decode the first audio track of ``path`` with PyAV to mono float32 at ``sr`` Hz.
+
+    Resampling is FFmpeg's own (libswresample with its default settings, as ``ffmpeg -ar sr``
+    does it); a track whose format, layout or rate changes part-way is resampled piece by
+    piece, as that command does.  Channels are then averaged, as for wav and flac, so that a
+    stereo mp4 and a mono flac of one recording get the same level (FFmpeg's own downmix to
+    float, ``-ac 1``, adds the two channels of a stereo track at 1/sqrt(2) each, 3 dB above
+    their mean).  The track ends where its container says, as with ``ffmpeg``: an AAC decoder
+    hands out the last frame whole, encoder padding included, up to 1023 samples past the end.
+    """
     try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=600, check=False)
-    except subprocess.TimeoutExpired as err:
-        raise DecodeError(f"{path}: ffmpeg timed out decoding audio") from err
-    if proc.returncode != 0:
-        message = proc.stderr.decode(errors="replace").strip().splitlines()
-        reason = message[-1] if message else f"ffmpeg exit status {proc.returncode}"
-        if any("matches no streams" in line for line in message):  # not always the last line
-            reason = "the file has no audio track"
-        raise DecodeError(f"{path}: cannot decode audio ({reason})")
-    return np.frombuffer(proc.stdout, dtype=np.float32)
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError, UnicodeDecodeError) as err:
+        raise DecodeError(f"{path}: cannot decode audio ({err})") from err
+    blocks, decoded, setup, resampler = [], 0.0, None, None
+    with container:
+        if not container.streams.audio:
+            raise DecodeError(f"{path}: cannot decode audio (the file has no audio track)")
+        stream = container.streams.audio[0]
+        if stream.codec_context is None:
+            raise DecodeError(f"{path}: cannot decode audio (no decoder for its audio codec; damaged file?)")
+        stream.codec_context.thread_count = 1  # workers run in parallel
+        declared = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
+        try:
+            for frame in container.decode(stream):
+                if (frame.format.name, frame.layout.name, frame.sample_rate) != setup:
+                    if not NATIVE_SR_RANGE[0] <= frame.sample_rate <= NATIVE_SR_RANGE[1]:
+                        raise DecodeError(f"{path}: implausible sampling rate of {frame.sample_rate} Hz in its audio "
+                                          "track (damaged file?)")
+                    blocks += _resampled(resampler, None)  # the tail of the previous setup
+                    setup = (frame.format.name, frame.layout.name, frame.sample_rate)
+                    resampler = av.AudioResampler(format="fltp", rate=sr)
+                blocks += _resampled(resampler, frame)
+                decoded += frame.samples / frame.sample_rate
+            blocks += _resampled(resampler, None)
+        except (av.FFmpegError, OSError) as err:
+            raise DecodeError(f"{path}: audio track damaged after {decoded:.2f} s ({err})") from err
+    y = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+    return y[:round(declared * sr)] if declared else y
+
+
+def _resampled(resampler, frame) -> list:
+    """What ``resampler`` gives out for ``frame`` (None: flush), as arrays of mono samples
+    (channels averaged)."""
+    if resampler is None:
+        return []
+    return [out.to_ndarray().mean(axis=0, dtype=np.float32) for out in resampler.resample(frame)]
 
 
 @dataclass(frozen=True)
@@ -143,6 +174,26 @@ def _open_video(path) -> Iterator[av.video.stream.VideoStream]:
 
 def video_info(path) -> VideoInfo:
     """Frame rate, frame count and size of a video file; raises DecodeError if unreadable."""
+    with open_video(path) as (info, _):
+        return info
+
+
+@contextmanager
+def open_video(path) -> Iterator[tuple[VideoInfo, Iterator[np.ndarray]]]:
+    """Open a video file once for its facts and its frames.
+
+    Yields
+    ------
+    info : VideoInfo
+        As :func:`video_info` returns it.
+    frames : iterator of np.ndarray
+        Its grey frames, as :func:`iter_grey_frames` yields them, while the file is open.
+
+    Raises
+    ------
+    DecodeError
+        As :func:`video_info` and :func:`iter_grey_frames`.
+    """
     with _open_video(path) as stream:
         rate = stream.average_rate or stream.guessed_rate
         fps = float(rate) if rate and np.isfinite(float(rate)) and rate > 0 else 0.0
@@ -151,9 +202,9 @@ def video_info(path) -> VideoInfo:
             n_frames = int(round(float(stream.duration * stream.time_base) * fps))
         info = VideoInfo(fps=fps, n_frames=max(int(n_frames), 0),
                          width=stream.codec_context.width, height=stream.codec_context.height)
-    if info.fps <= 0 or info.width <= 0 or info.height <= 0:
-        raise DecodeError(f"{path}: no readable video stream (fps={info.fps}, size={info.width}x{info.height})")
-    return info
+        if info.fps <= 0 or info.width <= 0 or info.height <= 0:
+            raise DecodeError(f"{path}: no readable video stream (fps={info.fps}, size={info.width}x{info.height})")
+        yield info, _grey_frames(path, stream)
 
 
 def iter_grey_frames(path) -> Iterator[np.ndarray]:
@@ -178,21 +229,26 @@ def iter_grey_frames(path) -> Iterator[np.ndarray]:
         or cut short part-way (the message says after which frame; raised once the
         frames before it have been handed out).
     """
-    count = 0
     with _open_video(path) as stream:
-        try:
-            for frame in stream.container.decode(stream):
-                if frame.format.name in LUMA_FIRST_FORMATS:
-                    plane = frame.planes[0]
-                    rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
-                    luma = rows[:, :plane.width]
-                else:
-                    luma = frame.to_ndarray(format="gray")
-                count += 1
-                yield luma
-        except (av.FFmpegError, OSError) as err:
-            raise DecodeError(f"{path}: video stream damaged after frame {count} ({err})") from err
-        listed = stream.frames
+        yield from _grey_frames(path, stream)
+
+
+def _grey_frames(path, stream) -> Iterator[np.ndarray]:
+    """The frames of the open video ``stream`` of ``path``, as :func:`iter_grey_frames` yields them."""
+    count = 0
+    try:
+        for frame in stream.container.decode(stream):
+            if frame.format.name in LUMA_FIRST_FORMATS:
+                plane = frame.planes[0]
+                rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+                luma = rows[:, :plane.width]
+            else:
+                luma = frame.to_ndarray(format="gray")
+            count += 1
+            yield luma
+    except (av.FFmpegError, OSError) as err:
+        raise DecodeError(f"{path}: video stream damaged after frame {count} ({err})") from err
+    listed = stream.frames
     if count == 0:
         raise DecodeError(f"{path}: no decodable video frames")
     if count < MIN_DECODED_FRACTION * listed:

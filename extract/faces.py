@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 import cv2
 import numpy as np
 
-from .decode import iter_grey_frames, video_info
+from .decode import open_video
 from .errors import EmofuseError
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
@@ -427,4 +427,5 @@ def track_video(path, **kwargs) -> FaceTrack:
     DecodeError
         The file cannot be decoded.
     """
-    return track_faces(iter_grey_frames(path), video_info(path).fps, **kwargs)
+    with open_video(path) as (info, frames):  # opened once: FFmpeg probes a file's streams on each opening
+        return track_faces(frames, info.fps, **kwargs)

@@ -50,7 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def cpu_time(function, *args, repeat=1, **kwargs):
-    """CPU seconds of one call, its ffmpeg subprocesses included (best of ``repeat``), and its result."""
+    """CPU seconds of one call, its subprocesses included (best of ``repeat``), and its result."""
     best, result = float("inf"), None
     for _ in range(repeat):
         start = cpu_seconds()
@@ -189,7 +189,7 @@ def bench_opt_in(paths, n_texts: int = 200) -> list:
 
 # ---------------------------------------------------------------- video
 
-AV_AUDIO = "audio set of the same clips (audio track decoded by ffmpeg, all audio features)"
+AV_AUDIO = "audio set of the same clips (audio track decoded by PyAV, all audio features)"
 
 
 def bench_video(paths) -> list:

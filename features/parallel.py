@@ -31,7 +31,7 @@ INSTALL_HELP = ("install emofuse and its pinned dependencies into the environmen
 
 
 def cpu_seconds() -> float:
-    """CPU seconds used so far by this process and the subprocesses it waited for (ffmpeg)."""
+    """CPU seconds used so far by this process and the subprocesses it waited for."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return time.process_time() + children.ru_utime + children.ru_stime
 

@@ -104,7 +104,7 @@ class ClipResult:
 
     ``streams``: family -> (modality, Stream); ``functionals``: family -> (modality, values, names);
     ``failures``: list of (stage, path, message); seconds of media, and CPU seconds of
-    processing (this worker's and its ffmpeg subprocesses').
+    processing (this worker's and its subprocesses', if any).
     """
 
     clip: dict

@@ -49,6 +49,12 @@ from .stream import Stream
 SCHEMA = "emofuse-features/3"
 FAILURE_COLUMNS = ["clip_id", "stage", "path", "error"]
 _STR = h5py.string_dtype()
+COPY_BYTES = 4 << 20
+"""The most bytes of features a merge reads at once, and that a store writer buffers per family."""
+_NO_CHUNK_CACHE = {"rdcc_nbytes": 0}
+"""h5py.File options of a merge: it reads and writes each chunk once, in blocks of many chunks,
+so HDF5's chunk cache (1 MiB per open dataset by default) only costs memory (30-40 MiB in a
+merge of 2,400 clips)."""
 log = logging.getLogger(__name__)
 
 
@@ -291,7 +297,7 @@ class _SequenceWriter:
     """Writes one family's ragged frame matrix (see the module schema), buffering appended
     frames so that HDF5 sees a few large writes."""
 
-    BUFFER_BYTES = 4 << 20
+    BUFFER_BYTES = COPY_BYTES
 
     def __init__(self, h5, family, modality, names, unit):
         self._group = h5.create_group(f"sequences/{family}")
@@ -335,8 +341,10 @@ def merge_stores(target, sources, *, corpus=None, keep=None) -> None:
     """Merge the stores ``sources`` (paths of one config, oldest first) into ``target``, atomically.
 
     For each clip the newest source that mentions it (stored or failed) wins, so a clip that
-    was retried keeps only its latest outcome.  Clips are sorted by clip_id.  Sequence
-    datasets are copied HDF5-to-HDF5 without passing through memory whole.
+    was retried keeps only its latest outcome.  Clips are sorted by clip_id.  Functionals and
+    frame-level data are copied HDF5-to-HDF5 in blocks of at most :data:`COPY_BYTES`, one
+    source file open at a time, and the clip table one column at a time, so that besides its
+    index of clip ids a merge holds no more in memory for many clips than for a few.
 
     Parameters
     ----------
@@ -345,7 +353,7 @@ def merge_stores(target, sources, *, corpus=None, keep=None) -> None:
     keep : set of str or None
         Clip ids to keep (stored rows and failures); None: all.
     """
-    handles = [h5py.File(s, "r") for s in sources]
+    handles = [h5py.File(s, "r", **_NO_CHUNK_CACHE) for s in sources]
     try:
         stores = [FeatureStore(h, include_stale=True) for h in handles]
         first = stores[0]
@@ -365,58 +373,88 @@ def merge_stores(target, sources, *, corpus=None, keep=None) -> None:
                 owner[clip_id] = (i, row)
         if keep is not None:
             latest = {c: i for c, i in latest.items() if c in keep}
-        owner = {c: (i, row) for c, (i, row) in owner.items() if i == latest.get(c)}
-        order = sorted(owner)
-        columns = list(dict.fromkeys(c for s in stores for c in s.clips.columns))
-        clips = pd.DataFrame(
-            [stores[i].clips.iloc[row].reindex(columns, fill_value="") for i, row in (owner[c] for c in order)],
-            columns=columns,
-        ).reset_index(drop=True)
-        # 2. Failures of each clip from its newest source only.
+        order = sorted(c for c, (i, _) in owner.items() if i == latest.get(c))
+        rows = _rows_by_source(order, owner)
+        # 2. The clip table, column by column; failures of each clip from its newest source only.
+        clips = pd.DataFrame({column: _merged_column(stores, rows, column, len(order))
+                              for column in dict.fromkeys(c for s in stores for c in s.clips.columns)})
         failures = pd.concat(
             [s.failures[s.failures["clip_id"].map(latest) == i] for i, s in enumerate(stores)],
             ignore_index=True,
         ).drop_duplicates().sort_values(["clip_id", "stage"], kind="stable")
-        # 3. Functionals: one matrix per family, NaN where the owner lacks it.
-        functionals = {}
-        for family in dict.fromkeys(f for s in stores for f in s.families()):
-            # Each source's matrix is read once, not row by row.
-            groups = {i: h["functionals"][family] for i, h in enumerate(handles) if family in h["functionals"]}
-            template = next(iter(groups.values()))
-            names = _read_strings(template["names"])
-            matrices = {i: group["values"][()] for i, group in groups.items()}
-            values = np.full((len(order), len(names)), np.nan, np.float32)
-            for j, clip_id in enumerate(order):
-                i, row = owner[clip_id]
-                if i in matrices:
-                    values[j] = matrices[i][row]
-            functionals[family] = (str(template.attrs["modality"]), values, names)
-        sequence_families = {}
-        for family in dict.fromkeys(f for s in stores for f in s.sequence_families()):
-            source = next(s for s in stores if family in s.sequence_families())._h5["sequences"][family]
-            sequence_families[family] = (str(source.attrs["modality"]), _read_strings(source["names"]),
-                                         str(source.attrs["unit"]))
+        functionals, sequences = {}, {}
+        for store in stores:
+            for family in store.families():
+                group = store._h5["functionals"][family]
+                functionals.setdefault(family, (str(group.attrs["modality"]), _read_strings(group["names"])))
+            for family in store.sequence_families():
+                group = store._h5["sequences"][family]
+                sequences.setdefault(family, (str(group.attrs["modality"]), _read_strings(group["names"]),
+                                              str(group.attrs["unit"])))
     finally:
         for h in handles:
             h.close()
-    with atomic_path(target) as tmp, h5py.File(tmp, "w") as h5:
-        _write_header(h5, first.dataset, first.config, first.config_hash, first.versions,
-                      clips.astype(str), failures, corpus)
-        _write_functionals(h5, functionals)
-        # 4. Sequences: each clip's frames copied from its owner, one source file open at a
-        # time (HDF5 keeps a metadata cache per open file that grows with the objects read),
-        # in runs of clips that lie next to each other in the source.
-        writers = {family: _SequenceWriter(h5, family, *spec) for family, spec in sequence_families.items()}
-        by_source = {}
-        for clip_id in order:
-            by_source.setdefault(owner[clip_id][0], set()).add(clip_id)
-        for i, owned in by_source.items():
-            with h5py.File(sources[i], "r") as handle:
+    with atomic_path(target) as tmp, h5py.File(tmp, "w", **_NO_CHUNK_CACHE) as h5:
+        _write_header(h5, first.dataset, first.config, first.config_hash, first.versions, clips, failures, corpus)
+        del clips, failures
+        # 3. Functionals (NaN where the owner lacks the family) and 4. frame-level data, copied
+        # from each clip's owner, one source file open at a time (HDF5 keeps a metadata cache
+        # per open file that grows with the objects read).
+        matrices = {}
+        for family, (modality, names) in functionals.items():
+            group = h5.create_group(f"functionals/{family}")
+            group.attrs["modality"] = modality
+            group.create_dataset("names", data=_strings(names), dtype=_STR)
+            matrices[family] = group.create_dataset("values", shape=(len(order), len(names)), dtype=np.float32,
+                                                    fillvalue=np.nan)
+        writers = {family: _SequenceWriter(h5, family, *spec) for family, spec in sequences.items()}
+        for i, (source_rows, target_rows) in rows.items():
+            with h5py.File(sources[i], "r", **_NO_CHUNK_CACHE) as handle:
+                for family, matrix in matrices.items():
+                    if family in handle["functionals"]:
+                        _copy_rows(handle["functionals"][family]["values"], source_rows, matrix, target_rows)
+                owned = {order[j] for j in target_rows}
                 for family, writer in writers.items():
                     if family in handle["sequences"]:
                         _copy_sequences(handle["sequences"][family], owned, writer)
         for writer in writers.values():
             writer.close()
+
+
+def _rows_by_source(order: list, owner: dict) -> dict:
+    """source index -> (its rows, increasing; their rows in the target), for the clips in
+    ``order`` (the target's); ``owner``: clip_id -> (source index, row).  Sources come in the
+    order of their first clip in ``order``."""
+    rows = {}
+    for j, clip_id in enumerate(order):
+        i, row = owner[clip_id]
+        rows.setdefault(i, []).append((row, j))
+    return {i: tuple(np.array(sorted(pairs), np.int64).reshape(-1, 2).T) for i, pairs in rows.items()}
+
+
+def _merged_column(stores: list, rows: dict, column: str, n: int) -> np.ndarray:
+    """One column of the merged clip table (``""`` where a clip's owner lacks the column)."""
+    merged = np.full(n, "", dtype=object)
+    for i, (source_rows, target_rows) in rows.items():
+        if column in stores[i].clips.columns:
+            merged[target_rows] = stores[i].clips[column].to_numpy(dtype=object)[source_rows]
+    return merged
+
+
+def _copy_rows(source, source_rows: np.ndarray, target, target_rows: np.ndarray) -> None:
+    """``target[target_rows] = source[source_rows]`` for HDF5 datasets (``source_rows``
+    increasing), in reads of at most :data:`COPY_BYTES`, written in runs of consecutive rows."""
+    rows_per_read = max(1, COPY_BYTES // (source.dtype.itemsize * max(source.shape[1], 1)))
+    k = 0
+    while k < len(source_rows):
+        # The source rows of this block lie within one read's span.
+        stop = k + int(np.searchsorted(source_rows[k:], source_rows[k] + rows_per_read))
+        start_row = source_rows[k]
+        block = source[start_row:source_rows[stop - 1] + 1][source_rows[k:stop] - start_row]
+        targets = target_rows[k:stop]
+        for run in np.split(np.arange(len(targets)), np.flatnonzero(np.diff(targets) != 1) + 1):
+            target[targets[run[0]]:targets[run[-1]] + 1] = block[run]
+        k = stop
 
 
 def _copy_sequences(source, clip_ids: set, writer: _SequenceWriter) -> None:

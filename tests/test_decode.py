@@ -2,13 +2,15 @@
 
 import subprocess
 
+import av
 import cv2
 import imageio_ffmpeg
 import numpy as np
 import pytest
 import soundfile as sf
 
-from extract.decode import iter_grey_frames, load_audio, video_info
+from extract.decode import iter_grey_frames, load_audio, open_video, video_info
+from extract.faces import track_video
 from extract.errors import DecodeError
 
 
@@ -34,13 +36,67 @@ def test_wav_is_mixed_and_resampled(tmp_path, sr_in, subtype, channels):
     assert 0.45 < np.abs(y).max() < 0.55
 
 
-def test_mp4_audio_via_ffmpeg(tmp_path):
+def write_mp4(path, *, audio=None, sr=48000, channels=2, video_frames=0):
+    """An mp4 written in-process: ``audio`` (mono samples, copied to each of ``channels``) as AAC
+    at ``sr`` Hz, and ``video_frames`` 64x48 MPEG-4 frames at 15 fps."""
+    with av.open(str(path), "w") as out:  # every stream is added before the first packet is written
+        video = out.add_stream("mpeg4", rate=15) if video_frames else None
+        track = out.add_stream("aac", rate=sr, layout="stereo" if channels == 2 else "mono") if audio is not None else None
+        if video:
+            video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+            for i in range(video_frames):
+                out.mux(video.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 10 * i, np.uint8), format="rgb24")))
+            out.mux(video.encode(None))
+        if track:
+            planes = np.tile(np.asarray(audio, np.float32), (channels, 1))
+            for start in range(0, planes.shape[1], 1024):
+                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(planes[:, start:start + 1024]), format="fltp",
+                                                   layout=track.layout.name)
+                frame.sample_rate, frame.pts = sr, start
+                out.mux(track.encode(frame))
+            out.mux(track.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("native_sr, channels, sr", [(48000, 2, 16000), (44100, 1, 16000), (22050, 2, 8000)])
+def test_mp4_audio_decoded_in_process(tmp_path, monkeypatch, native_sr, channels, sr):
+    """The AAC track of an audio-visual mp4 comes back mixed, resampled, as long as the tone
+    (not the AAC frames' padded length) and without starting any process."""
+    path = write_mp4(tmp_path / "tone.mp4", audio=tone(330, native_sr, 1.5), sr=native_sr, channels=channels,
+                     video_frames=20)
+
+    def no_process(*args, **kwargs):
+        raise AssertionError("load_audio started a process")
+
+    monkeypatch.setattr(subprocess, "Popen", no_process)
+    y = load_audio(path, sr=sr)
+    assert y.dtype == np.float32 and y.ndim == 1
+    assert len(y) == round(1.5 * sr)
+    assert abs(dominant_frequency(y, sr) - 330) < 2
+    middle = y[len(y) // 4: 3 * len(y) // 4]
+    assert np.sqrt(np.mean(middle ** 2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.05)
+
+
+def test_mp4_audio_matches_the_ffmpeg_command_line(tmp_path):
     wav, mp4 = tmp_path / "tone.wav", tmp_path / "tone.mp4"
-    sf.write(wav, tone(330, 48000, 1.5), 48000)
+    sf.write(wav, tone(330, 44100, 1.3, channels=2), 44100)
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(wav), "-c:a", "aac", str(mp4)], check=True)
+    command = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(mp4), "-ar", "16000",
+                              "-f", "f32le", "-"], capture_output=True, check=True)
+    expected = np.frombuffer(command.stdout, np.float32).reshape(-1, 2).mean(axis=1)  # channels averaged
     y = load_audio(mp4, sr=16000)
-    assert abs(len(y) / 16000 - 1.5) < 0.05
-    assert abs(dominant_frequency(y, 16000) - 330) < 3
+    assert len(y) == len(expected)
+    # The same decoder and resampler; only the last few samples differ (ffmpeg's resampler is
+    # flushed at the track's end, ours after the decoded padding that is then cut off).
+    np.testing.assert_allclose(y[:-16], expected[:-16], atol=1e-4)
+    np.testing.assert_allclose(y, expected, atol=1e-2)
+
+
+def test_mp4_without_audio_track(tmp_path):
+    path = write_mp4(tmp_path / "silent film.mp4", video_frames=5)
+    assert len(list(iter_grey_frames(path))) == 5
+    with pytest.raises(DecodeError, match=r"silent film.mp4: cannot decode audio \(the file has no audio track\)"):
+        load_audio(path)
 
 
 def test_video_frames_and_info(tmp_path):
@@ -113,3 +169,21 @@ def test_real_video(real_video):
         assert luma.shape == (720, 1280)
         expected = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(float)
         assert np.median(np.abs((luma.astype(float) - 16) * 255 / 219 - expected)) <= 2
+
+
+def test_a_tracked_video_is_opened_once(tmp_path, monkeypatch):
+    path = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 15.0, (64, 48))
+    for i in range(6):
+        writer.write(np.full((48, 64, 3), i * 30, np.uint8))
+    writer.release()
+    expected_info, expected_frames = video_info(path), [f.copy() for f in iter_grey_frames(path)]
+    opened, real_open = [], av.open
+    monkeypatch.setattr(av, "open", lambda file, *args, **kwargs: opened.append(file) or real_open(file, *args, **kwargs))
+    with open_video(path) as (info, frames):
+        assert info == expected_info
+        for frame, expected in zip(frames, expected_frames, strict=True):
+            np.testing.assert_array_equal(frame, expected)
+    track = track_video(path, crop_size=16)
+    assert len(track.valid) == 6 and track.fps == pytest.approx(15.0)
+    assert opened == [str(path)] * 2  # once for open_video, once for track_video

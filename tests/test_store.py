@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import features.store
 from features.store import (FAILURE_COLUMNS, FeatureStore, StoreError, _SequenceWriter, check_store, merge_stores,
                             prune_store, write_store)
 from features.stream import Stream
@@ -165,3 +166,56 @@ def test_store_of_another_emofuse_version_says_so(tmp_path):
         h5.attrs["schema"] = "emofuse-features/1"
     with pytest.raises(StoreError, match="another emofuse version.*run `make features` again"):
         FeatureStore.open(path)
+
+
+@pytest.mark.parametrize("copy_bytes", [4 << 20, 40])
+def test_merges_of_many_shards_keep_every_clips_values_exactly(tmp_path, monkeypatch, copy_bytes):
+    """Shards as a run writes them (clips in the order they finished, some retried in a later
+    shard, some failed, a family missing from some), merged in tiers and then with the store
+    as the runner does: every clip keeps its newest functionals row and frames, bit for bit,
+    also when every read and write is split into blocks of a row or two."""
+    monkeypatch.setattr(features.store, "COPY_BYTES", copy_bytes)
+    monkeypatch.setattr(_SequenceWriter, "BUFFER_BYTES", copy_bytes)
+    rng = np.random.default_rng(1)
+    ids = [f"{k:03d}-{k % 7:02d}" for k in range(150)]
+    expected, failed = {}, set()  # clip_id -> (functionals by family, frames by family), newest write
+    paths = []
+    for n, batch in enumerate(np.array_split(rng.permutation(ids + list(rng.choice(ids, 40))), 30)):
+        batch = list(dict.fromkeys(batch))
+        lost = set(batch[:1]) if n % 5 == 0 else set()  # a failed clip (earlier outcomes are dropped)
+        stored = [c for c in batch if c not in lost]
+        with_pitch = n % 3 != 0
+        values = {"mfcc": rng.standard_normal((len(stored), 5)).astype(np.float32),
+                  "pitch": rng.standard_normal((len(stored), 2)).astype(np.float32)}
+        frames = {c: rng.standard_normal((int(rng.integers(1, 30)), 3)).astype(np.float32) for c in stored}
+        functionals = {"mfcc": ("audio", values["mfcc"], list("abcde"))}
+        if with_pitch:
+            functionals["pitch"] = ("audio", values["pitch"], ["f0_mean", "f0_std"])
+        paths.append(tmp_path / f"shard-{n:02d}.h5")
+        write_store(
+            paths[-1], dataset="synthetic", config=CONFIG, config_hash="abc", versions={},
+            clips=pd.DataFrame({"clip_id": stored, "speaker": [c[-2:] for c in stored]}), functionals=functionals,
+            sequences={"mel": ("audio", ["m0", "m1", "m2"], {c: Stream(frames[c], ["m0", "m1", "m2"], 100.0)
+                                                             for c in stored})},
+            failures=pd.DataFrame([(c, "audio", f"{c}.wav", "cannot decode") for c in lost], columns=FAILURE_COLUMNS))
+        for c in lost:
+            expected.pop(c, None)
+        failed = (failed - set(stored)) | lost
+        for row, c in enumerate(stored):
+            expected[c] = ({"mfcc": values["mfcc"][row],
+                            "pitch": values["pitch"][row] if with_pitch else np.full(2, np.nan, np.float32)}, frames[c])
+    tiers = [tmp_path / f"tier-{k}.h5" for k in range(3)]
+    for k, tier in enumerate(tiers):
+        merge_stores(tier, paths[8 * k:8 * k + 8])
+    merge_stores(tmp_path / "store.h5", tiers[:1])
+    merge_stores(tmp_path / "store.h5", [tmp_path / "store.h5", *tiers[1:], *paths[24:]])
+    with FeatureStore.open(tmp_path / "store.h5") as store:
+        assert list(store.clips["clip_id"]) == sorted(expected)
+        assert sorted(store.failures["clip_id"]) == sorted(failed)
+        assert list(store.clips["speaker"]) == [c[-2:] for c in sorted(expected)]
+        for family in ("mfcc", "pitch"):
+            X, _ = store.functionals(families=[family])
+            np.testing.assert_array_equal(X, np.array([expected[c][0][family] for c in sorted(expected)]))
+        for c, (_, frames) in expected.items():
+            np.testing.assert_array_equal(store.sequence(c, "mel").values, frames)
+    assert check_store(tmp_path / "store.h5", expected_ids=set(ids), nan_allowed={"pitch"}) == []
