@@ -291,7 +291,7 @@ def select_model(corpus, candidates, *, n_jobs=1, progress=True) -> tuple:
                   for index, name in members}
         index, score = _choose(scores) if scores else (0, None)
         candidate = candidates[index]
-        model = fit_model(corpus, candidate)
+        model = on_one_thread(fit_model, corpus, candidate)
         bar.update()
     selection = {"chosen": candidate.describe() | {"inner_ua": score}, "candidates": [c.describe() for c in candidates],
                  "how": HOW.replace("training speakers", "all speakers"),
