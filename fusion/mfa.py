@@ -281,7 +281,8 @@ class MarginalFisherAnalysisCV(TransformerMixin, BaseEstimator):
     cross-validation grouped by speaker (``groups``; stratified over clips without), then
     refits MFA with the best setting on all of ``X``.  A hyper-parameter given a value here
     (anything but ``"search"``) is fixed in every candidate.  Ties go to the earlier
-    candidate.  The papers fix MFA's neighbourhoods and dimensions by hand or leave them
+    candidate; a single candidate (``param_grid={}`` or every hyper-parameter fixed) is
+    fitted directly, without the inner cross-validation.  The papers fix MFA's neighbourhoods and dimensions by hand or leave them
     unstated; choosing them on held-out data is the field's practice for hyper-parameters,
     and inner folds over the training speakers keep that choice speaker-independent.
 
@@ -292,7 +293,8 @@ class MarginalFisherAnalysisCV(TransformerMixin, BaseEstimator):
         (``MarginalFisherAnalysis``'s default where the grid does not name it).
     param_grid : dict or list of dict, or None
         Candidate values per hyper-parameter, as ``sklearn.model_selection.ParameterGrid``;
-        None: ``MFA_GRID``.
+        None: ``MFA_GRID``; ``{}``: no search, ``MarginalFisherAnalysis``'s defaults (with the
+        fixed values), e.g. for a quick run.
     classifier : str or scikit-learn classifier
         Downstream classifier of the inner scores: a name registered in
         ``classify.classifiers`` or an estimator (cloned per fit).
@@ -308,9 +310,10 @@ class MarginalFisherAnalysisCV(TransformerMixin, BaseEstimator):
     best_params_ : dict
         The chosen setting, every ``MarginalFisherAnalysis`` parameter.
     best_score_ : float
-        Its inner balanced accuracy.
+        Its inner balanced accuracy; NaN for a single candidate (no inner CV was run).
     search_results_ : list of dict
-        Every distinct candidate: ``params`` (all of them) and inner ``score``, in grid order.
+        Every distinct candidate: ``params`` (all of them) and inner ``score`` (NaN for a
+        single candidate), in grid order.
     classes_, n_features_in_, feature_names_in_
         As in ``MarginalFisherAnalysis``.
     """
@@ -341,11 +344,11 @@ class MarginalFisherAnalysisCV(TransformerMixin, BaseEstimator):
         folds = inner_folds(codes, groups, self.n_splits, check_random_state(self.random_state))
         classifier = resolve_classifier(self.classifier, self.random_state)
         n_blocks = len(name_blocks(getattr(self, "feature_names_in_", None), X.shape[1]))
-        self.search_results_ = []
-        for params in self._candidates(n_blocks):
-            model = make_pipeline(MarginalFisherAnalysis(**params), classifier)
-            score = cross_validated_accuracy(model, X, codes, folds)
-            self.search_results_.append({"params": params, "score": float(score)})
+        self.search_results_ = [{"params": params, "score": np.nan} for params in self._candidates(n_blocks)]
+        if len(self.search_results_) > 1:  # a single candidate is not scored: there is nothing to choose
+            for result in self.search_results_:
+                model = make_pipeline(MarginalFisherAnalysis(**result["params"]), classifier)
+                result["score"] = float(cross_validated_accuracy(model, X, codes, folds))
         best = max(range(len(self.search_results_)), key=lambda i: (self.search_results_[i]["score"], -i))
         self.best_params_ = self.search_results_[best]["params"]
         self.best_score_ = self.search_results_[best]["score"]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from extract.errors import EmofuseError
@@ -129,8 +130,11 @@ def fuse(store, method, *, protocol="speaker", speaker_norm="none", out_root=Pat
         log.info("%s, %s", ADAPTIVE_LABEL, speaker_norm)
     _write_json(out_dir / "folds.json", {"protocol": protocol, **warning, **labels,
                                          "folds": [f.to_dict() for f in folds]})
-    with tqdm(total=len(inputs) * len(folds), disable=not progress, unit="fold",
-              desc=f"fuse {method_dir_name(method, speaker_norm)} {protocol}") as bar:
+    # Every fit on one BLAS/OpenMP thread, as in the classify stage: on a few hundred clips threads
+    # inside a fit cost more than they save, and on a busy machine far more (a zebra fit on the
+    # synthetic demo's audio: 7.6 s of CPU on one thread, over 300 s unfinished on two).
+    with threadpool_limits(1), tqdm(total=len(inputs) * len(folds), disable=not progress, unit="fold",
+                                    desc=f"fuse {method_dir_name(method, speaker_norm)} {protocol}") as bar:
         for modality, matrix in inputs.items():
             words = (stip_words, points) if stip_words and "video" in (b[0] for b in matrix[2]) else None
             meta = _fuse_modality(matrix, clips, folds, words, method, params, speaker_norm, seed,

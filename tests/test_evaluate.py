@@ -312,6 +312,36 @@ def test_results_accumulate_and_are_replaced(easy, tmp_path):
     assert "| fused | other | knn |" in text and "| fused | concat | svm |" in text
 
 
+def test_fixed_fusion_parameters_are_what_nested_selection_refits_with(tmp_path, monkeypatch):
+    """Parameters given to the fusion stage (the demo fixes MFA's) become the candidates' own, so
+    every inner and outer refit of the selection uses them: MFA fits its one setting, never a search."""
+    from classify.evaluate import protocol_candidates
+    from classify.select import Corpus, nested_selection
+    from fusion.mfa import MarginalFisherAnalysisCV
+
+    fixed = {"mfa__pca": 4, "mfa__k1": 3, "mfa__n_components": None, "mfa__append": False, "mfa__per_block": False}
+    cache = tmp_path / "cache"
+    with FeatureStore.open(write_toy_store(cache)) as store:
+        fuse(store, "mfa", protocol="speaker", out_root=cache, progress=False, **fixed)
+        folds = json.loads((cache / DATASET / "fused" / "mfa" / "speaker" / "folds.json").read_text())["folds"]
+        found = protocol_candidates(cache / DATASET / "fused", "speaker", folds, ["logreg", "knn"])
+        corpus = Corpus.from_store(store, ["audio", "fused"])
+    assert {c.params for c in found} == {tuple(sorted(fixed.items()))}
+    fitted = []
+    original = MarginalFisherAnalysisCV.fit
+
+    def recording_fit(self, X, y, groups=None):
+        fitted.append(self)
+        return original(self, X, y, groups)
+
+    monkeypatch.setattr(MarginalFisherAnalysisCV, "fit", recording_fit)
+    nested_selection(corpus, folds[:1], [c for c in found if c.modality in ("audio", "fused")], progress=False)
+    assert len(fitted) == 2 * 4 + 1  # 2 modalities x 4 inner splits, then the chosen candidate's outer refit
+    for mfa in fitted:
+        assert {f"mfa__{k}": v for k, v in mfa.best_params_.items() if f"mfa__{k}" in fixed} == fixed
+        assert len(mfa.search_results_) == 1 and np.isnan(mfa.best_score_)
+
+
 def test_shuffled_labels_are_near_chance(tmp_path):
     cache = tmp_path / "cache"
     write_toy_store(cache, shuffle_labels=True)

@@ -178,6 +178,27 @@ def test_cv_chooses_inside_the_training_speakers_and_refits_the_best():
         MarginalFisherAnalysisCV(param_grid={"alpha": [1]}).fit(X, y)
 
 
+class NeverFitted(KNeighborsClassifier):
+    """A classifier that fails if the inner cross-validation fits it."""
+
+    def fit(self, X, y):
+        raise AssertionError("a single candidate must not be scored")
+
+
+def test_cv_with_one_candidate_fits_it_without_inner_cv():
+    X, y, speakers = speakers_with_one_useful_subspace()
+    direct = MarginalFisherAnalysis().fit(X, y)
+    for one in (MarginalFisherAnalysisCV(param_grid={}, classifier=NeverFitted()),
+                MarginalFisherAnalysisCV(pca=None, k1=5, n_components=None, append=False, per_block=False,
+                                         classifier=NeverFitted())):
+        one.fit(X, y, groups=speakers)
+        assert one.best_params_ == MarginalFisherAnalysis().get_params() and np.isnan(one.best_score_)
+        assert len(one.search_results_) == 1
+        np.testing.assert_allclose(one.transform(X), direct.transform(X))
+    with pytest.raises(AssertionError, match="must not be scored"):  # two candidates are scored
+        MarginalFisherAnalysisCV(param_grid={"k1": [3, 5]}, classifier=NeverFitted()).fit(X, y, groups=speakers)
+
+
 def test_cv_default_classifier_is_logistic_regression_by_name():
     X, y, speakers = speakers_with_one_useful_subspace(n_speakers=4)
     search = MarginalFisherAnalysisCV(param_grid={"pca": [5], "append": [False, True]}).fit(X, y, groups=speakers)

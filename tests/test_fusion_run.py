@@ -129,6 +129,25 @@ def test_training_features_ignore_the_test_side(tmp_path, method, options):
         assert not np.allclose(honest["X_test"], tampered_fold["X_test"])
 
 
+def test_every_fit_runs_on_one_blas_thread(tmp_path, monkeypatch):
+    """Threads inside a fit of a few hundred clips cost more than they save (and far more on a
+    busy machine): the fusion stage holds BLAS and OpenMP to one thread, as the classify stage does."""
+    from threadpoolctl import threadpool_info
+
+    from fusion.methods import SpeakerPipeline
+
+    threads, original = [], SpeakerPipeline.fit
+
+    def recording_fit(self, X, y=None, groups=None):
+        threads.append(max((pool["num_threads"] for pool in threadpool_info()), default=1))
+        return original(self, X, y, groups)
+
+    monkeypatch.setattr(SpeakerPipeline, "fit", recording_fit)
+    with FeatureStore.open(make_store(tmp_path)) as store:
+        fuse(store, "concat", protocol="speaker", out_root=tmp_path, progress=False)
+    assert threads and set(threads) == {1}
+
+
 def test_zebra_meta_names_the_selected_features_per_fold(tmp_path):
     with FeatureStore.open(make_store(tmp_path)) as store:
         out = fuse(store, "zebra", out_root=tmp_path, seed=1, zebra__classifier="knn", zebra__budget=30,

@@ -83,11 +83,45 @@ def test_variables_become_flags(repo):
                            "--vocal-channel song"
 
 
+def demo_recipe(repo) -> list:
+    """The command lines of `make demo`, its sub-makes printed as `make ...` (nothing runs)."""
+    result = subprocess.run(["make", "-n", "-o", ".venv/.installed", "--no-print-directory", "demo",
+                             "MAKE=echo make"], cwd=repo, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return [line.removeprefix("echo ") for line in result.stdout.splitlines()]
+
+
 def test_demo_evaluates_the_random_split_too(repo):
-    recipe = subprocess.run(["make", "-n", "-o", ".venv/.installed", "--no-print-directory", "demo",
-                             "MAKE=echo make"], cwd=repo, capture_output=True, text=True).stdout
+    recipe = demo_recipe(repo)
     assert "make evaluate DATASET=synthetic METHOD=concat PROTOCOL=random CLASSIFIER=light" in recipe
     assert "make features DATASET=synthetic DATA_DIR=data/synthetic" in recipe
     # every method fused before the first evaluation: nested selection runs once
-    fuse, evaluate = (recipe.index(f"make {t} DATASET=synthetic METHOD=$method") for t in ("fuse", "evaluate"))
-    assert fuse < evaluate
+    fused = [i for i, line in enumerate(recipe) if line.startswith("make fuse DATASET=synthetic METHOD=")]
+    evaluated = [i for i, line in enumerate(recipe) if line.startswith("make evaluate DATASET=synthetic METHOD=")]
+    assert len(fused) == 3 and max(fused) < min(evaluated)
+
+
+def test_demo_fixes_mfa_and_zebra_at_documented_settings_in_fusion_and_evaluation(repo):
+    """The demo's MFA is MarginalFisherAnalysis's defaults (one candidate: no inner search) and
+    its zebra a small budget; the evaluation passes the same PARAMS, so nested selection, which
+    reads them from the fused output, refits with them too."""
+    from fusion.__main__ import _param
+    from fusion.mfa import MarginalFisherAnalysis, MarginalFisherAnalysisCV
+    from fusion.zebra import ZebraFeatureSelector
+
+    recipe = demo_recipe(repo)
+    params = {}
+    for method in ("concat", "mfa", "zebra"):
+        lines = [line for line in recipe if f" DATASET=synthetic METHOD={method}" in line and "PROTOCOL" not in line]
+        assert [line.split()[1] for line in lines] == ["fuse", "evaluate"]
+        given = [dict(_param(flag) for flag in word.removeprefix("PARAMS=").split(","))
+                 for line in lines for word in line.split() if word.startswith("PARAMS=")]
+        assert len(given) in (0, 2) and given[:1] == given[1:]
+        params[method] = given[0] if given else {}
+    assert params["concat"] == {}
+    mfa = {key.removeprefix("mfa__"): value for key, value in params["mfa"].items()}
+    defaults = MarginalFisherAnalysis().get_params()
+    assert mfa == {key: defaults[key] for key in mfa}
+    assert len(MarginalFisherAnalysisCV(**mfa)._candidates(n_blocks=2)) == 1
+    zebra = {key.removeprefix("zebra__"): value for key, value in params["zebra"].items()}
+    assert zebra == {"budget": 20, "n_zebras": 5} and ZebraFeatureSelector().budget == 100
