@@ -282,9 +282,10 @@ class MarginalFisherAnalysisCV(TransformerMixin, BaseEstimator):
     refits MFA with the best setting on all of ``X``.  A hyper-parameter given a value here
     (anything but ``"search"``) is fixed in every candidate.  Ties go to the earlier
     candidate; a single candidate (``param_grid={}`` or every hyper-parameter fixed) is
-    fitted directly, without the inner cross-validation.  The papers fix MFA's neighbourhoods and dimensions by hand or leave them
-    unstated; choosing them on held-out data is the field's practice for hyper-parameters,
-    and inner folds over the training speakers keep that choice speaker-independent.
+    fitted directly, without the inner cross-validation.  The papers fix MFA's
+    neighbourhoods and dimensions by hand or leave them unstated; choosing them on held-out
+    data is the field's practice for hyper-parameters, and inner folds over the training
+    speakers keep that choice speaker-independent.
 
     Parameters
     ----------
