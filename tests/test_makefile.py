@@ -102,8 +102,8 @@ def test_demo_evaluates_the_random_split_too(repo):
 
 
 def test_demo_fixes_mfa_and_zebra_at_documented_settings_in_fusion_and_evaluation(repo):
-    """The demo's MFA is MarginalFisherAnalysis's defaults (one candidate: no inner search) and
-    its zebra a small budget; the evaluation passes the same PARAMS, so nested selection, which
+    """The demo's MFA is MarginalFisherAnalysis's defaults with the projection appended (one
+    candidate: no inner search) and its zebra a small budget; the evaluation passes the same PARAMS, so nested selection, which
     reads them from the fused output, refits with them too."""
     from fusion.__main__ import _param
     from fusion.mfa import MarginalFisherAnalysis, MarginalFisherAnalysisCV
@@ -121,7 +121,7 @@ def test_demo_fixes_mfa_and_zebra_at_documented_settings_in_fusion_and_evaluatio
     assert params["concat"] == {}
     mfa = {key.removeprefix("mfa__"): value for key, value in params["mfa"].items()}
     defaults = MarginalFisherAnalysis().get_params()
-    assert mfa == {key: defaults[key] for key in mfa}
+    assert mfa == {key: defaults[key] for key in mfa} | {"append": True} and not defaults["append"]
     assert len(MarginalFisherAnalysisCV(**mfa)._candidates(n_blocks=2)) == 1
     zebra = {key.removeprefix("zebra__"): value for key, value in params["zebra"].items()}
     assert zebra == {"budget": 20, "n_zebras": 5} and ZebraFeatureSelector().budget == 100
