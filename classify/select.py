@@ -178,29 +178,23 @@ def _inner_split_scores(corpus, key, classifiers, train, test):
     return scores
 
 
-def _inner_scores(corpus, groups, sides, n_jobs, bar) -> list:
-    """Inner CV of every fusion configuration in ``groups`` within each training side of
-    ``sides`` (list of (train, test) masks): per side, {candidate index: mean inner UA}.
+def _inner_tasks(corpus, groups, sides) -> list:
+    """The inner CV of every fusion configuration in ``groups`` within each training side of
+    ``sides`` (list of (train, test) masks), one task per (side, configuration, inner split),
+    so that the workers stay busy even where there is one side (``select_model``) or one
+    configuration: a list of ((side index, configuration), (function, args))."""
+    return [((k, key), (_inner_split_scores, (corpus, key, members, inner_train, inner_test)))
+            for k, (train, _) in enumerate(sides) for key, members in groups.items()
+            for inner_train, inner_test in inner_splits(corpus.speakers, train & corpus.present(key.modality))]
 
-    One task per (side, configuration, inner split), so that the workers stay busy even
-    where there is one side (``select_model``) or one configuration."""
-    tasks, owners = [], []
-    for k, (train, _) in enumerate(sides):
-        for key, members in groups.items():
-            for inner_train, inner_test in inner_splits(corpus.speakers, train & corpus.present(key.modality)):
-                tasks.append((_inner_split_scores, (corpus, key, members, inner_train, inner_test)))
-                owners.append((k, key))
+
+def _inner_scores(groups, n_sides, tasks, n_jobs, bar) -> list:
+    """Run ``tasks`` (``_inner_tasks``): per side, {candidate index: mean inner UA}."""
     by_owner = {}
-    for owner, by_name in zip(owners, _run(tasks, n_jobs, bar)):
+    for (owner, _), by_name in zip(tasks, _run([task for _, task in tasks], n_jobs, bar)):
         by_owner.setdefault(owner, []).append(by_name)
     return [{index: float(np.mean([split[name] for split in by_owner[k, key]]))
-             for key, members in groups.items() for index, name in members} for k in range(len(sides))]
-
-
-def count_inner_tasks(corpus, groups, sides) -> int:
-    """How many tasks ``_inner_scores`` runs: one per (side, configuration, inner split)."""
-    return sum(len(inner_splits(corpus.speakers, train & corpus.present(key.modality)))
-               for train, _ in sides for key in groups)
+             for key, members in groups.items() for index, name in members} for k in range(n_sides)]
 
 
 def _outer_score(corpus, candidate, train, test, fold_id, labels):
@@ -272,14 +266,14 @@ def nested_selection(corpus, folds, candidates, *, n_jobs=1, progress=True, desc
     labels = sorted(set(corpus.labels.tolist()))
     sides = [(np.isin(corpus.ids, f["train_ids"]), np.isin(corpus.ids, f["test_ids"])) for f in folds]
     # A single candidate is chosen whatever its inner score: no inner CV to run.
-    n_tasks = 0 if len(candidates) == 1 else count_inner_tasks(corpus, groups, sides)
-    with tqdm(total=n_tasks + len(folds), disable=not progress, unit="fit",
+    tasks = [] if len(candidates) == 1 else _inner_tasks(corpus, groups, sides)
+    with tqdm(total=len(tasks) + len(folds), disable=not progress, unit="fit",
               desc=f"{desc}: {len(folds)} outer folds x {len(candidates)} candidates") as bar:
-        chosen = [_choose(scores) for scores in _inner_scores(corpus, groups, sides, n_jobs, bar)] if n_tasks else []
+        chosen = [_choose(scores) for scores in _inner_scores(groups, len(sides), tasks, n_jobs, bar)] if tasks else []
         chosen = chosen or [(0, None)] * len(folds)
         outer = _run([(_outer_score, (corpus, candidates[index], train, test, fold["fold"], labels))
                       for (index, _), (train, test), fold in zip(chosen, sides, folds)], n_jobs, bar)
-    n_inner = [len(inner_splits(corpus.speakers, train)) if n_tasks else 0 for train, _ in sides]
+    n_inner = [len(inner_splits(corpus.speakers, train)) if tasks else 0 for train, _ in sides]
     log.info("%s: %d outer folds x %d candidates, UA %.3f", desc, len(folds), len(candidates),
              np.mean([f["ua"] for f in outer]))
     return {**summarise_folds(outer), "labels": labels, "n_folds": len(outer), "folds": outer,
@@ -300,18 +294,17 @@ def select_model(corpus, candidates, *, n_jobs=1, progress=True) -> tuple:
         ``chosen`` (the candidate and its inner UA), ``candidates``, ``how``, ``n_inner_folds``.
     """
     groups = group_candidates(candidates)
-    everyone = [(np.ones(len(corpus.ids), bool), None)]
-    n_tasks = count_inner_tasks(corpus, groups, everyone) if len(candidates) > 1 else 0
-    with tqdm(total=n_tasks + 1, disable=not progress, unit="fit",
+    tasks = _inner_tasks(corpus, groups, [(np.ones(len(corpus.ids), bool), None)]) if len(candidates) > 1 else []
+    with tqdm(total=len(tasks) + 1, disable=not progress, unit="fit",
               desc=f"model: {len(candidates)} candidates on all clips") as bar:
-        index, score = _choose(_inner_scores(corpus, groups, everyone, n_jobs, bar)[0]) if n_tasks else (0, None)
+        index, score = _choose(_inner_scores(groups, 1, tasks, n_jobs, bar)[0]) if tasks else (0, None)
         candidate = candidates[index]
         model = on_one_thread(fit_model, corpus, candidate)
         bar.update()
     selection = {"chosen": candidate.describe() | {"inner_ua": score}, "candidates": [c.describe() for c in candidates],
                  "how": HOW.replace("training speakers", "all speakers"),
                  "n_inner_folds": len(inner_splits(corpus.speakers, corpus.present(candidate.modality)))
-                 if n_tasks else 0}
+                 if tasks else 0}
     return model, selection
 
 
