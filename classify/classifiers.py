@@ -121,7 +121,9 @@ def _tuned_svm(random_state, blocks=None):
 
 
 def _random_forest(random_state, blocks=None):
-    return standardised(RandomForestClassifier(n_estimators=300, class_weight="balanced", n_jobs=1,
+    # 100 trees: scikit-learn's default and the field's usual forest; 300 cost three times as
+    # much (three quarters of an evaluation's fitting time) for 0.9 UA points on real speech.
+    return standardised(RandomForestClassifier(n_estimators=100, class_weight="balanced", n_jobs=1,
                                                random_state=random_state))
 
 
@@ -151,7 +153,7 @@ def _network(class_name, module="networks", **fixed):
 
 CLASSIFIERS = {spec.name: spec for spec in (
     ClassifierSpec("svm", "RBF support vector machine, C=1, class-balanced", _rbf_svm),
-    ClassifierSpec("rf", "random forest, 300 trees, class-balanced", _random_forest),
+    ClassifierSpec("rf", "random forest, 100 trees, class-balanced", _random_forest),
     ClassifierSpec("logreg", "multinomial logistic regression, L2, class-balanced", _logistic_regression),
     ClassifierSpec("knn", "k-nearest neighbours, k=5, distance-weighted", _nearest_neighbours),
     ClassifierSpec("mlp", "multilayer perceptron, one hidden layer of 128, early stopping", _perceptron),
