@@ -87,7 +87,7 @@ class Candidate:
         fusion (the method string), seed, ``stip_bow`` when used and, when adaptive, the
         adaptation label."""
         described = {"modality": self.modality, "method": self.method_dir, "classifier": self.classifier,
-                     "params": dict(self.params), "speaker_norm": self.speaker_norm, "fusion": self.method,
+                     "params": thaw_params(self.params), "speaker_norm": self.speaker_norm, "fusion": self.method,
                      "seed": self.seed}
         return (described | ({"stip_bow": self.stip_bow} if self.stip_bow else {})
                 | ({"consumed": SEQUENCE_CONSUMED} if self.sequence else {})
@@ -108,14 +108,32 @@ class Candidate:
     def fusion(self, blocks, input_names=None):
         """A fresh, unfitted fusion pipeline of this candidate for input ``blocks`` (columns
         named ``input_names``)."""
-        return build_pipeline(self.method, blocks, input_names=input_names, seed=self.seed, **dict(self.params))
+        return build_pipeline(self.method, blocks, input_names=input_names, seed=self.seed,
+                              **thaw_params(self.params))
+
+
+class FrozenDict(tuple):
+    """A dict-valued fusion parameter (e.g. ``concat__pca={"audio": 20}``) as a hashable,
+    sorted tuple of (key, value) pairs; ``thaw_params`` gives the dict back."""
 
 
 def freeze_params(params: dict) -> tuple:
-    """Fusion parameters as a sorted, hashable tuple of (name, value); lists become tuples."""
+    """Fusion parameters as a sorted, hashable tuple of (name, value); lists become tuples
+    and dicts ``FrozenDict``, at any depth."""
     def frozen(value):
+        if isinstance(value, dict):
+            return FrozenDict(sorted((str(k), frozen(v)) for k, v in value.items()))
         return tuple(frozen(v) for v in value) if isinstance(value, (list, tuple)) else value
     return tuple(sorted((str(k), frozen(v)) for k, v in dict(params).items()))
+
+
+def thaw_params(params: tuple) -> dict:
+    """The keyword arguments ``freeze_params`` froze: its dicts are dicts again."""
+    def thawed(value):
+        if isinstance(value, FrozenDict):
+            return {k: thawed(v) for k, v in value}
+        return tuple(thawed(v) for v in value) if isinstance(value, tuple) else value
+    return {name: thawed(value) for name, value in params}
 
 
 def fit_classifier(name: str, Z, y, speakers, *, probabilities: bool = False):

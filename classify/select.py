@@ -40,7 +40,7 @@ from fusion.speaker_norm import ADAPTIVE_LABEL, adapt
 from .classifiers import CLASSIFIERS
 from .frames import SEQUENCE_FAMILIES, SEQUENCE_METHOD, clip_frames, sequence_families
 from .metrics import fold_scores, summarise_folds
-from .model import FittedModel, fit_classifier
+from .model import FittedModel, fit_classifier, thaw_params
 
 HOW = "inner speaker-grouped CV on training speakers"
 MAX_INNER_FOLDS = 4
@@ -158,7 +158,7 @@ def _fit_fusion(corpus, key, train, test):
                 [sequences[i] for i in np.flatnonzero(test)] if test.any() else None, test)
     X, names, blocks, _ = corpus.fusion_input(key, train)
     Xa, scored = adapt(X, corpus.ids, corpus.speakers, train, test, key.speaker_norm, seed=key.seed)
-    pipeline = build_pipeline(key.method, blocks, input_names=names, seed=key.seed, **dict(key.params))
+    pipeline = build_pipeline(key.method, blocks, input_names=names, seed=key.seed, **thaw_params(key.params))
     pipeline.fit(Xa[train], corpus.labels[train], groups=corpus.speakers[train])
     # float32, as the fused folds and the saved model hold them
     Z_scored = np.asarray(pipeline.transform(Xa[scored]), np.float32) if scored.any() else None

@@ -342,6 +342,38 @@ def test_fixed_fusion_parameters_are_what_nested_selection_refits_with(tmp_path,
         assert len(mfa.search_results_) == 1 and np.isnan(mfa.best_score_)
 
 
+def test_a_dict_fusion_parameter_survives_selection_and_its_description(tmp_path, monkeypatch):
+    """A per-block parameter (``concat__pca={"audio": 3}``, a dict in JSON) is a hashable
+    candidate, comes back from its JSON description, and reaches every refit as a dict."""
+    from classify.evaluate import protocol_candidates
+    from classify.model import Candidate
+    from classify.select import Corpus, nested_selection
+    from fusion.concat import BlockConcat
+
+    cache = tmp_path / "cache"
+    with FeatureStore.open(write_toy_store(cache)) as store:
+        fuse(store, "concat", protocol="speaker", out_root=cache, progress=False, concat__pca={"audio": 3})
+        folds = json.loads((cache / DATASET / "fused" / "concat" / "speaker" / "folds.json").read_text())["folds"]
+        found = protocol_candidates(cache / DATASET / "fused", "speaker", folds, ["logreg", "knn"])
+        corpus = Corpus.from_store(store, ["audio"])
+    audio = [c for c in found if c.modality == "audio"]
+    assert len(audio) == 2 and len(set(found)) == len(found)
+    described = json.loads(json.dumps(audio[0].describe()))
+    assert described["params"] == {"concat__pca": {"audio": 3}}
+    assert Candidate.from_description(described) == audio[0]
+    fitted = []
+    original = BlockConcat.fit
+
+    def recording_fit(self, X, y=None):
+        fitted.append(self.pca)
+        return original(self, X, y)
+
+    monkeypatch.setattr(BlockConcat, "fit", recording_fit)
+    figure = nested_selection(corpus, folds[:1], audio, progress=False)
+    assert fitted == [{"audio": 3}] * (4 + 1)  # 4 inner splits, then the chosen candidate's outer refit
+    assert 0 <= figure["ua"] <= 1
+
+
 def test_shuffled_labels_are_near_chance(tmp_path):
     cache = tmp_path / "cache"
     write_toy_store(cache, shuffle_labels=True)
