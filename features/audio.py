@@ -31,7 +31,8 @@ FLOOR_DB = -100.0
 PITCH_BLOCK = 1024
 """Frames :func:`pitch` analyses at once, which bounds its memory (a few MB)."""
 
-STREAM_FAMILIES = ("mfcc", "zcr", "pitch", "energy", "chroma", "mel", "spectral", "envelope", "mcr", "pitch_acf")
+STREAM_FAMILIES = ("mfcc", "zcr", "pitch", "energy", "chroma", "mel", "spectral", "envelope", "mcr", "pitch_acf",
+                   "egemaps_lld")
 """Frame-level audio families :func:`audio_streams` can compute (each also gets functionals)."""
 
 CLIP_FAMILIES = ("egemaps", "compare")
@@ -43,13 +44,21 @@ SIGNAL_FAMILIES = ("waveform",)
 rate (``AudioConfig.waveform_sr``), off the frame clock, for networks that read raw audio
 (Mamieva et al.'s waveform encoder).  Opt-in."""
 
-OPT_IN_FAMILIES = ("spectral", "envelope", "mcr", "pitch_acf") + SIGNAL_FAMILIES
+OPT_IN_FAMILIES = ("spectral", "envelope", "mcr", "pitch_acf", "egemaps_lld") + SIGNAL_FAMILIES
 """Families computed only when ``AudioConfig.families`` names them (OMSN-ER's time- and
-frequency-domain parameters, DV-EmotionNet's autocorrelation pitch, the raw waveform; kept out
+frequency-domain parameters, DV-EmotionNet's autocorrelation pitch, eGeMAPS's low-level
+descriptors, which cost as much again as the eGeMAPS functionals, the raw waveform; kept out
 of the default store)."""
 
 DEFAULT_FAMILIES = tuple(f for f in STREAM_FAMILIES if f not in OPT_IN_FAMILIES) + ("egemaps",)
 """Audio families computed unless ``AudioConfig.families`` says otherwise."""
+
+EGEMAPS_F0 = "F0semitoneFrom27.5Hz_sma3nz"
+"""eGeMAPS's F0 descriptor (semitones above 27.5 Hz; 0 on unvoiced frames)."""
+
+EGEMAPS_LLD_HOP_S, EGEMAPS_LLD_WINDOW_S = 0.010, 0.060
+"""openSMILE's hop of the eGeMAPS low-level descriptors and their longest window (F0, jitter,
+shimmer), in seconds, whatever ``AudioConfig``'s clock."""
 
 ROLLOFF_FRACTION = 0.85
 """Share of the spectral magnitude below the roll-off frequency (librosa's and the field's 85 %)."""
@@ -711,6 +720,50 @@ def egemaps(y, sr):
     return table.to_numpy(dtype=np.float32)[0], list(table.columns)
 
 
+def egemaps_lld(y, sr):
+    """The 25 eGeMAPS v02 low-level descriptors of a clip, frame by frame, computed by openSMILE.
+
+    Loudness, spectral slopes, alpha ratio, Hammarberg index, spectral flux, MFCC 1-4, and, on
+    voiced frames only, F0 (semitones from 27.5 Hz), jitter, shimmer, HNR, H1-H2, H1-A3 and the
+    frequency, bandwidth and relative amplitude of formants F1-F3: the formant and voice-quality
+    tracks whose means and variations the 88 eGeMAPS functionals summarise, here as a
+    frame-level family for emofuse's own functionals and for sequence networks.
+
+    On an unvoiced frame (openSMILE's F0 is 0) openSMILE writes 0, or -201 for the formants'
+    relative amplitudes, into the voiced-only descriptors (names ending in ``nz``); here they
+    are NaN there, as emofuse's own ``f0`` is.  Frames are openSMILE's: 10 ms hop,
+    frame k starting at k × 10 ms (windows of 20 to 60 ms), so they trail emofuse's centred
+    frames by half a window.  On a clip too short for the 60 ms pitch window openSMILE warns
+    and gives one frame of NaN.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        Mono signal, finite floats.
+    sr : number > 0
+        Sampling rate (Hz).
+
+    Returns
+    -------
+    values : np.ndarray [shape=(t, 25), dtype=float32]
+        One row per 10 ms frame, t ≈ n / (sr / 100) − 4.
+    names : list of str
+        openSMILE's names, e.g. ``F1frequency_sma3nz``.
+
+    References
+    ----------
+    Eyben, F., et al. (2016). The Geneva Minimalistic Acoustic Parameter Set (GeMAPS) for
+    voice research and affective computing. IEEE Trans. Affective Computing, 7(2), 190-202.
+    """
+    y = _check_signal(y, sr)
+    table = _egemaps_lld_extractor().process_signal(y, sr)
+    values = np.array(table.to_numpy(dtype=np.float32))
+    names = list(table.columns)
+    unvoiced = values[:, names.index(EGEMAPS_F0)] == 0
+    values[np.ix_(unvoiced, [name.endswith("nz") for name in names])] = np.nan
+    return values, names
+
+
 def compare(y, sr):
     """The 6,373 ComParE 2016 functionals of a clip, computed by openSMILE.
 
@@ -767,7 +820,8 @@ def audio_streams(y, sr, config: AudioConfig) -> dict:
         in Hz, ``_flux``, ``_flatness``), ``envelope``, ``mcr`` and ``pitch_acf`` (``f0_acf``
         in Hz by autocorrelation, NaN when unvoiced; ``voiced_acf`` 0/1) that ``config.families``
         names; each with
-        ``t = 1 + n // hop_length`` rows and ``frame_rate = sr / hop_length``.
+        ``t = 1 + n // hop_length`` rows and ``frame_rate = sr / hop_length``; and
+        ``egemaps_lld`` (:func:`egemaps_lld`, openSMILE's names) on openSMILE's 10 ms clock.
     """
     if sr != config.sr:
         raise FeatureError(f"signal sampled at {sr} Hz, config expects {config.sr} Hz")
@@ -824,7 +878,7 @@ def audio_streams(y, sr, config: AudioConfig) -> dict:
             c.pitch_frame_length,
         ),
     }
-    return {
+    streams = {
         family: Stream(
             compute().T,
             names,
@@ -835,6 +889,15 @@ def audio_streams(y, sr, config: AudioConfig) -> dict:
         for family, (compute, names, unit, window) in families.items()
         if family in c.families
     }
+    if "egemaps_lld" in c.families:  # openSMILE's own 10 ms clock
+        values, names = egemaps_lld(y, sr)
+        streams["egemaps_lld"] = Stream(
+            values, names, frame_rate=1 / EGEMAPS_LLD_HOP_S,
+            unit="openSMILE's: loudness in sone, F0 in semitones from 27.5 Hz, formants and bandwidths in Hz, "
+                 "jitter relative, shimmer, HNR, H1-H2, H1-A3 in dB",
+            meta={"family": "egemaps_lld", "sr": c.sr, "frame_length": round(EGEMAPS_LLD_WINDOW_S * c.sr),
+                  "hop_length": round(EGEMAPS_LLD_HOP_S * c.sr)})
+    return streams
 
 
 def clip_features(y, sr, config: AudioConfig) -> dict:
@@ -905,6 +968,15 @@ def _egemaps_extractor():
     return opensmile.Smile(
         feature_set=opensmile.FeatureSet.eGeMAPSv02,
         feature_level=opensmile.FeatureLevel.Functionals,
+    )
+
+
+@functools.cache
+def _egemaps_lld_extractor():
+    """One openSMILE extractor of eGeMAPS v02 low-level descriptors per process."""
+    return opensmile.Smile(
+        feature_set=opensmile.FeatureSet.eGeMAPSv02,
+        feature_level=opensmile.FeatureLevel.LowLevelDescriptors,
     )
 
 

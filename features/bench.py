@@ -163,7 +163,8 @@ def bench_audio(paths) -> list:
 # ---------------------------------------------------------------- opt-in families
 
 def bench_opt_in(paths, n_texts: int = 200) -> list:
-    """Costs of the opt-in families: ComParE's RTF per core on ``paths``; the text family's
+    """Costs of the opt-in families: ComParE's and the eGeMAPS descriptors' (with their
+    functionals) RTF per core on ``paths``; the text family's
     encoder load and its ms per utterance, embedded one at a time as the feature runner does,
     on MELD dev transcripts when ``../shared`` has them (else RAVDESS's two statements)."""
     config = AudioConfig()
@@ -172,6 +173,13 @@ def bench_opt_in(paths, n_texts: int = 200) -> list:
     compare(signals[0], config.sr)  # build the extractor before timing
     rows = [("ComParE 2016 functionals, 6,373 (opensmile; `compare`), RTF per core",
              sum(cpu_time(compare, y, config.sr, repeat=2)[0] for y in signals) / seconds)]
+    only_descriptors = AudioConfig(families=("egemaps_lld",))
+
+    def descriptors(y):
+        return [functionals(s) for s in audio_streams(y, config.sr, only_descriptors).values()]
+    descriptors(signals[0])  # build the extractor before timing
+    rows.append(("eGeMAPS low-level descriptors and their functionals, 275 (opensmile; `egemaps_lld`), RTF per core",
+                 sum(cpu_time(descriptors, y, repeat=2)[0] for y in signals) / seconds))
     meld = SHARED / "meld-text" / "dev_sent_emo.csv"
     if meld.is_file():
         texts = read_meld_csv(meld)["Utterance"].head(n_texts).tolist()

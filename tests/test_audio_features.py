@@ -9,6 +9,7 @@ import pytest
 from extract.errors import EmofuseError
 from features import audio
 from features.errors import FeatureError
+from features.functionals import functionals
 
 SR = 16000
 HOP = 160
@@ -150,6 +151,27 @@ def test_egemaps_of_a_tone_is_88_finite_values_named_as_opensmile():
     assert abs(semitones - 12 * np.log2(220 / 27.5)) < 0.2
 
 
+def test_egemaps_lld_of_a_tone_then_silence_tracks_its_pitch_and_blanks_unvoiced_frames():
+    """openSMILE's 25 eGeMAPS descriptors on its 10 ms clock: F0 of a 220 Hz tone is 36
+    semitones above 27.5 Hz, and the voiced-only descriptors (formants, jitter, ...) are NaN
+    where the signal is silent, not openSMILE's 0."""
+    y = np.concatenate([tone(220.0, seconds=0.5), np.zeros(SR // 2, np.float32)])
+    stream = audio.audio_streams(y, SR, audio.AudioConfig(families=("mfcc", "egemaps_lld")))["egemaps_lld"]
+    reference = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
+                                feature_level=opensmile.FeatureLevel.LowLevelDescriptors)
+    assert stream.names == reference.feature_names and stream.values.shape == (96, 25)
+    assert stream.frame_rate == 100.0 and stream.meta["hop_length"] == HOP
+    tone_frames, silent_frames = stream.values[5:40], stream.values[55:]
+    f0 = stream.names.index("F0semitoneFrom27.5Hz_sma3nz")
+    np.testing.assert_allclose(tone_frames[:, f0], 12 * np.log2(220 / 27.5), atol=0.2)
+    voiced_only = [i for i, name in enumerate(stream.names) if name.endswith("nz")]
+    assert len(voiced_only) == 15 and np.isnan(silent_frames[:, voiced_only]).all()
+    assert np.isfinite(stream.values[:, stream.names.index("Loudness_sma3")]).all()
+    # its functionals, like any stream's: 25 descriptors x 11 statistics
+    values, names = functionals(stream)
+    assert values.shape == (275,) and "F1frequency_sma3nz_p50" in names
+
+
 def test_warm_up_builds_the_shared_extractor_once():
     audio.warm_up(audio.AudioConfig())
     assert audio._egemaps_extractor() is audio._egemaps_extractor()
@@ -236,8 +258,6 @@ def test_unknown_family_is_refused_by_name():
 
 
 def test_functional_names_are_unique_across_every_family():
-    from features.functionals import functionals
-
     config = audio.AudioConfig(families=audio.STREAM_FAMILIES)
     names = [n for stream in audio.audio_streams(tone(220.0), SR, config).values() for n in functionals(stream)[1]]
     assert len(names) == len(set(names))
