@@ -402,3 +402,19 @@ def test_compiling_processes_take_turns(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_egemaps_descriptors_are_stored_as_a_frame_level_family(audio_only, tmp_path):
+    """The opt-in ``egemaps_lld`` family, named in FAMILIES, is stored like emofuse's own
+    streams: its 10 ms frames and their 275 functionals, beside the other families."""
+    config = default_config(["energy", "egemaps_lld"])
+    summary = run_features("synthetic", audio_only, jobs=1, cache_dir=tmp_path, config=config, progress=False)
+    assert summary.done == N_CLIPS
+    with FeatureStore.open(summary.store) as store:
+        assert set(store.families("audio")) == {"energy", "egemaps_lld"}
+        X, names = store.functionals(families=["egemaps_lld"])
+        assert X.shape == (N_CLIPS, 275) and "F0semitoneFrom27.5Hz_sma3nz_p50" in names
+        clip = store.clips["clip_id"].iloc[0]
+        frames, energy = store.sequence(clip, "egemaps_lld"), store.sequence(clip, "energy")
+        assert frames.values.shape[1] == 25 and frames.frame_rate == 100.0
+        assert abs(len(frames.values) - len(energy.values)) <= 6  # the same clip on both 10 ms clocks
