@@ -716,7 +716,7 @@ def egemaps(y, sr):
     voice research and affective computing. IEEE Trans. Affective Computing, 7(2), 190-202.
     """
     y = _check_signal(y, sr)
-    table = _egemaps_extractor().process_signal(y, sr)
+    table = _smile(opensmile.FeatureSet.eGeMAPSv02).process_signal(y, sr)
     return table.to_numpy(dtype=np.float32)[0], list(table.columns)
 
 
@@ -756,7 +756,8 @@ def egemaps_lld(y, sr):
     voice research and affective computing. IEEE Trans. Affective Computing, 7(2), 190-202.
     """
     y = _check_signal(y, sr)
-    table = _egemaps_lld_extractor().process_signal(y, sr)
+    table = _smile(opensmile.FeatureSet.eGeMAPSv02,
+                   opensmile.FeatureLevel.LowLevelDescriptors).process_signal(y, sr)
     values = np.array(table.to_numpy(dtype=np.float32))
     names = list(table.columns)
     unvoiced = values[:, names.index(EGEMAPS_F0)] == 0
@@ -791,7 +792,7 @@ def compare(y, sr):
     Deception, Sincerity & Native Language. Proc. Interspeech, 2001-2005.
     """
     y = _check_signal(y, sr)
-    table = _compare_extractor().process_signal(y, sr)
+    table = _smile(opensmile.FeatureSet.ComParE_2016).process_signal(y, sr)
     return table.to_numpy(dtype=np.float32)[0], list(table.columns)
 
 
@@ -963,30 +964,10 @@ def _chroma_filters(sr, n_fft):
 
 
 @functools.cache
-def _egemaps_extractor():
-    """One openSMILE extractor per process: building it costs more than a clip."""
-    return opensmile.Smile(
-        feature_set=opensmile.FeatureSet.eGeMAPSv02,
-        feature_level=opensmile.FeatureLevel.Functionals,
-    )
-
-
-@functools.cache
-def _egemaps_lld_extractor():
-    """One openSMILE extractor of eGeMAPS v02 low-level descriptors per process."""
-    return opensmile.Smile(
-        feature_set=opensmile.FeatureSet.eGeMAPSv02,
-        feature_level=opensmile.FeatureLevel.LowLevelDescriptors,
-    )
-
-
-@functools.cache
-def _compare_extractor():
-    """One openSMILE ComParE 2016 extractor per process."""
-    return opensmile.Smile(
-        feature_set=opensmile.FeatureSet.ComParE_2016,
-        feature_level=opensmile.FeatureLevel.Functionals,
-    )
+def _smile(feature_set, feature_level=opensmile.FeatureLevel.Functionals):
+    """One openSMILE extractor per (feature set, level) and process: building it costs more
+    than a clip."""
+    return opensmile.Smile(feature_set=feature_set, feature_level=feature_level)
 
 
 def _check_signal(y, sr):

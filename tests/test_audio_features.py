@@ -174,7 +174,7 @@ def test_egemaps_lld_of_a_tone_then_silence_tracks_its_pitch_and_blanks_unvoiced
 
 def test_warm_up_builds_the_shared_extractor_once():
     audio.warm_up(audio.AudioConfig())
-    assert audio._egemaps_extractor() is audio._egemaps_extractor()
+    assert audio._smile(opensmile.FeatureSet.eGeMAPSv02) is audio._smile(opensmile.FeatureSet.eGeMAPSv02)
 
 
 BAD_SIGNALS = {
