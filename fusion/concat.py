@@ -1,15 +1,50 @@
 """Early fusion: per-modality imputation, standardisation and optional PCA, then concatenation."""
 
 import numbers
+import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA
-from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
+
+
+class MedianImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """Missing values (NaN) -> the training median of their column; 0 for a column with none.
+
+    The same values as scikit-learn's ``SimpleImputer(strategy="median",
+    keep_empty_features=True)``, computed with ``np.nanmedian`` instead of masked arrays: four
+    times faster on the thousands of columns of a fused block, and fusion fits once per fold
+    and inner split.
+
+    Attributes
+    ----------
+    statistics_ : np.ndarray [shape=(n_features,)]
+        The value that replaces a missing one in each column.
+    """
+
+    def fit(self, X, y=None):
+        """Column medians of ``X`` [shape=(n_samples, n_features)], NaN ignored."""
+        X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # "All-NaN slice": a column with no value
+            medians = np.nanmedian(X, axis=0)
+        self.statistics_ = np.where(np.isnan(medians), 0.0, medians)
+        return self
+
+    def transform(self, X):
+        """``X`` [shape=(n_samples, n_features), dtype=float64] with each NaN replaced."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan", reset=False)
+        return np.where(np.isnan(X), self.statistics_, X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
 
 
 class BlockConcat(TransformerMixin, BaseEstimator):
@@ -98,7 +133,7 @@ class BlockConcat(TransformerMixin, BaseEstimator):
             n_components = self._n_components("audio") or len(dict(self.block_columns_).get("audio", ()))
             if not isinstance(n_components, numbers.Integral) or n_components < 1:
                 raise ValueError("video_pca='match' needs an audio block with a column count (or PCA count)")
-        steps = [SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()]
+        steps = [MedianImputer(), StandardScaler()]
         if n_components is not None:
             if n_components >= 1:
                 n_components = min(int(n_components), n_samples, n_columns)

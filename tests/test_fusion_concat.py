@@ -5,11 +5,11 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from extract.errors import EmofuseError
-from fusion.concat import BlockConcat
+from fusion.concat import BlockConcat, MedianImputer
 from fusion.speaker_norm import speaker_zscore
 
 
-@parametrize_with_checks([BlockConcat(), BlockConcat(pca=2), BlockConcat(pca=0.9)])
+@parametrize_with_checks([BlockConcat(), BlockConcat(pca=2), BlockConcat(pca=0.9), MedianImputer()])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 
@@ -24,6 +24,23 @@ def test_blocks_are_imputed_with_training_medians_then_standardised():
     expected = (expected - expected.mean(0)) / expected.std(0)
     np.testing.assert_allclose(fused.transform(X), expected, atol=1e-10)
     assert list(fused.get_feature_names_out()) == ["audio__x0", "audio__x1", "video__x2", "video__x3", "video__x4"]
+
+
+def test_median_imputer_gives_simple_imputers_values():
+    """The same statistics and output as SimpleImputer(strategy="median", keep_empty_features=True),
+    on odd and even counts of observed values and a column with none."""
+    from sklearn.impute import SimpleImputer
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(0.0, 1.0, (41, 6))
+    X[rng.random(X.shape) < 0.2] = np.nan
+    X[:, 4] = np.nan
+    X[0, 5], X[1:, 5] = 1.5, np.nan  # a single observed value
+    reference = SimpleImputer(strategy="median", keep_empty_features=True).fit(X[:30])
+    imputer = MedianImputer().fit(X[:30])
+    np.testing.assert_array_equal(imputer.statistics_, reference.statistics_)
+    np.testing.assert_array_equal(imputer.transform(X[30:]), reference.transform(X[30:]))
+    assert imputer.statistics_[4] == 0.0 and imputer.statistics_[5] == 1.5
 
 
 def test_transform_uses_training_statistics_only():
