@@ -40,6 +40,12 @@ class FusionKey(NamedTuple):
     seed: int
     stip_bow: int
 
+    def pipeline(self, blocks, input_names=None):
+        """A fresh, unfitted fusion pipeline of this configuration for input ``blocks``
+        (columns named ``input_names``)."""
+        return build_pipeline(self.method, blocks, input_names=input_names, seed=self.seed,
+                              **thaw_params(self.params))
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -104,12 +110,6 @@ class Candidate:
     def fusion_key(self) -> "FusionKey":
         """What its fusion fit depends on (every field but the classifier)."""
         return FusionKey(self.modality, self.method, self.params, self.speaker_norm, self.seed, self.stip_bow)
-
-    def fusion(self, blocks, input_names=None):
-        """A fresh, unfitted fusion pipeline of this candidate for input ``blocks`` (columns
-        named ``input_names``)."""
-        return build_pipeline(self.method, blocks, input_names=input_names, seed=self.seed,
-                              **thaw_params(self.params))
 
 
 class FrozenDict(tuple):

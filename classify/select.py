@@ -32,7 +32,6 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from extract.errors import EmofuseError
-from fusion.methods import build_pipeline
 from fusion.run import (STIP_FAMILY, fit_stip_words, modality_matrix, stip_histograms, stip_points,
                         with_stip_words)
 from fusion.speaker_norm import ADAPTIVE_LABEL, adapt
@@ -40,7 +39,7 @@ from fusion.speaker_norm import ADAPTIVE_LABEL, adapt
 from .classifiers import CLASSIFIERS
 from .frames import SEQUENCE_FAMILIES, SEQUENCE_METHOD, clip_frames, sequence_families
 from .metrics import fold_scores, summarise_folds
-from .model import FittedModel, fit_classifier, thaw_params
+from .model import FittedModel, fit_classifier
 
 HOW = "inner speaker-grouped CV on training speakers"
 MAX_INNER_FOLDS = 4
@@ -158,7 +157,7 @@ def _fit_fusion(corpus, key, train, test):
                 [sequences[i] for i in np.flatnonzero(test)] if test.any() else None, test)
     X, names, blocks, _ = corpus.fusion_input(key, train)
     Xa, scored = adapt(X, corpus.ids, corpus.speakers, train, test, key.speaker_norm, seed=key.seed)
-    pipeline = build_pipeline(key.method, blocks, input_names=names, seed=key.seed, **thaw_params(key.params))
+    pipeline = key.pipeline(blocks, names)
     pipeline.fit(Xa[train], corpus.labels[train], groups=corpus.speakers[train])
     # float32, as the fused folds and the saved model hold them
     Z_scored = np.asarray(pipeline.transform(Xa[scored]), np.float32) if scored.any() else None
@@ -327,7 +326,7 @@ def fit_model(corpus, candidate, rows=None) -> FittedModel:
                            int(rows.sum()), frame_families=dict(widths))
     X, names, blocks, codebook = corpus.fusion_input(key, rows)
     Xa, _ = adapt(X, corpus.ids, corpus.speakers, rows, np.zeros_like(rows), candidate.speaker_norm)
-    fusion = candidate.fusion(blocks, names)
+    fusion = key.pipeline(blocks, names)
     fusion.fit(Xa[rows], corpus.labels[rows], groups=corpus.speakers[rows])
     estimator = fit_classifier(candidate.classifier, np.asarray(fusion.transform(Xa[rows]), np.float32),
                                corpus.labels[rows], corpus.speakers[rows], probabilities=True)
