@@ -16,12 +16,12 @@ import dataclasses
 import functools
 import numbers
 
-import librosa
 import numpy as np
 import opensmile
 import scipy.fft
 import scipy.signal
 
+from features import dsp
 from features.errors import FeatureError
 from features.stream import Stream
 
@@ -207,7 +207,7 @@ def delta(data, *, width=9, order=1):
     """
     _check_delta_width(width)
     mode = "interp" if data.shape[-1] >= width else "nearest"
-    return librosa.feature.delta(data, width=width, order=order, axis=-1, mode=mode)
+    return dsp.delta(data, width=width, order=order, mode=mode)
 
 
 def zero_crossing_rate(y, sr, *, frame_length=400, hop_length=160):
@@ -304,7 +304,7 @@ def pitch(
     _check_framing(frame_length, hop_length)
     _check_pitch_range(sr, fmin, fmax, frame_length)
     padded = np.pad(y, frame_length // 2)
-    frames = librosa.util.frame(padded, frame_length=frame_length, hop_length=hop_length).T
+    frames = dsp.frame(padded, frame_length, hop_length).T
     # Frames are independent: blocks of them bound the memory that the per-lag arrays
     # would otherwise take for the whole clip (2.6 MB per second of 16 kHz audio).
     blocks = [
@@ -488,7 +488,7 @@ def chroma(y, sr, *, frame_length=1536, hop_length=160):
     """
     power = _power_spectrogram(y, sr, frame_length, hop_length)
     pitch_classes = _chroma_filters(float(sr), frame_length) @ power
-    return librosa.util.normalize(pitch_classes, norm=np.inf, axis=0)
+    return dsp.max_normalise(pitch_classes, axis=0)
 
 
 def log_mel(y, sr, *, n_mels=64, frame_length=400, hop_length=160):
@@ -516,7 +516,7 @@ def log_mel(y, sr, *, n_mels=64, frame_length=400, hop_length=160):
     power = _power_spectrogram(y, sr, frame_length, hop_length)
     bands = _mel_filters(float(sr), frame_length, n_mels) @ power
     # Floored after the logarithm, as in :func:`energy` (float32 rounding of the floor).
-    return np.maximum(librosa.power_to_db(bands, amin=10 ** (FLOOR_DB / 10), top_db=None), FLOOR_DB)
+    return np.maximum(dsp.power_to_db(bands, amin=10 ** (FLOOR_DB / 10)), FLOOR_DB)
 
 
 def spectral_shape(y, sr, *, frame_length=400, hop_length=160, rolloff=ROLLOFF_FRACTION):
@@ -639,7 +639,7 @@ def mean_crossing_rate(y, sr, *, frame_length=400, hop_length=160):
     y = _check_signal(y, sr)
     _check_framing(frame_length, hop_length)
     padded = np.pad(y, frame_length // 2, mode="edge")
-    frames = librosa.util.frame(padded, frame_length=frame_length, hop_length=hop_length)
+    frames = dsp.frame(padded, frame_length, hop_length)
     above = frames > frames.mean(axis=0, dtype=np.float64)
     return (np.count_nonzero(np.diff(above, axis=0), axis=0) / frame_length)[np.newaxis]
 
@@ -914,12 +914,9 @@ def clip_features(y, sr, config: AudioConfig) -> dict:
 
 
 def warm_up(config: AudioConfig) -> None:
-    """Run every family once on a short signal, so a worker's caches and kernels are built.
-
-    Imports librosa's lazily loaded modules (seconds: they compile numba kernels) and
-    builds the filter banks and the openSMILE extractors of the configured families, before
-    the first real clip is timed.
-    """
+    """Run every family once on a short signal, so that a worker's caches are built: the
+    filter banks and the openSMILE extractors of the configured families (half a second), before
+    the first real clip is timed."""
     time = np.arange(config.sr // 2) / config.sr
     y = (0.1 * np.sin(2 * np.pi * 220 * time)).astype(np.float32)
     audio_streams(y, config.sr, config)
@@ -943,24 +940,23 @@ def _power_spectrogram(y, sr, frame_length, hop_length):
     y = _check_signal(y, sr)
     _check_framing(frame_length, hop_length)
     padded = np.pad(y, frame_length // 2)
-    spectrum = librosa.stft(padded, n_fft=frame_length, hop_length=hop_length, center=False)
-    return np.abs(spectrum) ** 2
+    return dsp.power_spectrogram(dsp.frame(padded, frame_length, hop_length))
 
 
 def _centred_frames(y, frame_length, hop_length):
     """Frames centred on samples 0, hop, 2 hop, ..., shape (frame_length, 1 + n // hop)."""
     padded = np.pad(y, frame_length // 2)
-    return librosa.util.frame(padded, frame_length=frame_length, hop_length=hop_length)
+    return dsp.frame(padded, frame_length, hop_length)
 
 
 @functools.cache
 def _mel_filters(sr, n_fft, n_mels):
-    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)
+    return dsp.mel_filters(sr, n_fft, n_mels)
 
 
 @functools.cache
 def _chroma_filters(sr, n_fft):
-    return librosa.filters.chroma(sr=sr, n_fft=n_fft, tuning=0.0)
+    return dsp.chroma_filters(sr, n_fft)
 
 
 @functools.cache

@@ -17,7 +17,6 @@ import json
 import os
 import queue
 import re
-import tempfile
 import threading
 import time
 import traceback
@@ -177,39 +176,13 @@ _PREPARED = set()
 def _prepare_worker(config: dict) -> None:
     """Once per worker process: one BLAS/OpenMP/OpenCV thread (parallelism is across clips, and
     numbers then never depend on thread counts, so local, resumed and Dask runs store identical
-    results), and librosa's numba kernels compiled once, not per clip."""
+    results), and the filter banks and openSMILE extractors built once, not per clip."""
     key = config_hash(config)
     if key not in _PREPARED:
         cv2.setNumThreads(1)
         threadpool_limits(1)
-        with compile_lock():
-            warm_up(AudioConfig(**config["audio"]))
+        warm_up(AudioConfig(**config["audio"]))
         _PREPARED.add(key)
-
-
-COMPILE_LOCK = Path(tempfile.gettempdir()) / "emofuse-numba-compile.lock"
-
-
-@contextlib.contextmanager
-def compile_lock(path: Path = COMPILE_LOCK):
-    """Hold the host-wide lock under which a process compiles librosa's numba kernels (waits for it).
-
-    numba's on-disk cache is not safe against two processes writing the same kernel at once
-    (numba issues #4807 and #10128: a torn cache entry can crash every later run that loads
-    it), which Dask workers started together, or two extractions started together, would do
-    on a first run.  Taking turns costs nothing after the first process: the others load
-    its cache.  Where the lock file cannot be opened (another user's), nothing is held.
-    """
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError:
-        yield
-        return
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 def _extract(clip: dict, config: dict) -> ClipResult:

@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from extract.synthetic import generate_corpus
 from features.__main__ import main as features_main
 from features.errors import WorkerError
 from features.parallel import InlinePool, LocalPool, unordered
-from features.runner import (StoreBusyError, compile_lock, default_config, extract_file_features, run_features,
+from features.runner import (StoreBusyError, default_config, extract_file_features, run_features,
                              store_lock)
 from features.store import FeatureStore, check_store, store_path
 
@@ -373,35 +372,6 @@ def test_the_store_lock_goes_with_its_process(tmp_path):
         if child is not None:
             child.kill()
             child.join()
-
-
-def test_compiling_processes_take_turns(tmp_path):
-    """While another process holds the compile lock, a second one waits for it (numba's cache
-    is not safe against two processes writing it), and gets it once the holder is done."""
-    lock = tmp_path / "compile.lock"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys; from pathlib import Path; "
-                               "from features.runner import compile_lock\n"
-                               f"with compile_lock(Path({str(lock)!r})):\n"
-                               "    print('held', flush=True); sys.stdin.readline()"],
-                              cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    entered = threading.Event()
-
-    def compile_after_holder():
-        with compile_lock(lock):
-            entered.set()
-
-    try:
-        assert holder.stdout.readline() == "held\n"
-        waiter = threading.Thread(target=compile_after_holder)
-        waiter.start()
-        assert not entered.wait(0.5)  # still held by the other process
-        holder.stdin.write("done\n")
-        holder.stdin.flush()
-        assert entered.wait(30)
-        waiter.join()
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_egemaps_descriptors_are_stored_as_a_frame_level_family(audio_only, tmp_path):

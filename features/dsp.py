@@ -1,0 +1,132 @@
+"""Signal-processing primitives of the audio families, in numpy and scipy.
+
+Each gives librosa 0.11's result bit for bit (``tests/test_dsp.py`` compares them) without
+importing librosa, whose core modules build numba kernels on import: a second of start-up
+in every extraction and every ``predict``, and a numba cache that processes must not write at
+once.  The formulas are librosa's; the references are those its documentation gives.
+"""
+
+import numpy as np
+import scipy.signal
+
+
+def frame(x, frame_length: int, hop_length: int) -> np.ndarray:
+    """Overlapping frames of ``x`` [shape=(n,)], as a read-only view (``librosa.util.frame``).
+
+    Returns
+    -------
+    np.ndarray [shape=(frame_length, 1 + (n - frame_length) // hop_length)]
+        Column ``j`` is ``x[j * hop_length : j * hop_length + frame_length]``.
+    """
+    windows = np.lib.stride_tricks.sliding_window_view(x, frame_length)
+    return windows[::hop_length].T
+
+
+def power_spectrogram(frames) -> np.ndarray:
+    """|STFT|^2 of ``frames`` [shape=(n_fft, t)] under a periodic Hann window.
+
+    As ``np.abs(librosa.stft(..., center=False)) ** 2``: the FFT in float64, the spectrum
+    stored as complex64 for float32 input, then squared.
+
+    Returns
+    -------
+    np.ndarray [shape=(1 + n_fft // 2, t)]
+    """
+    n_fft = frames.shape[0]
+    window = scipy.signal.get_window("hann", n_fft, fftbins=True)
+    complex_type = np.result_type(frames.dtype, np.complex64)
+    spectrum = np.fft.rfft(window[:, np.newaxis] * frames, axis=0).astype(complex_type, copy=False)
+    return np.abs(spectrum) ** 2
+
+
+def power_to_db(power, amin: float) -> np.ndarray:
+    """``10 log10(max(power, amin))``: dB re 1, no clipping (``librosa.power_to_db`` with
+    ``ref=1``, ``top_db=None``)."""
+    log_power = 10.0 * np.log10(np.maximum(amin, power))
+    log_power -= 10.0 * np.log10(np.maximum(amin, 1.0))
+    return log_power
+
+
+def max_normalise(S, axis: int = 0) -> np.ndarray:
+    """``S`` scaled to a maximum magnitude of 1 along ``axis``; all-zero slices (below the
+    smallest normal float) stay as they are (``librosa.util.normalize(norm=np.inf)``)."""
+    length = np.max(np.abs(S).astype(float), axis=axis, keepdims=True)
+    length[length < np.finfo(S.dtype).tiny] = 1.0
+    normalised = np.empty_like(S)
+    normalised[:] = S / length
+    return normalised
+
+
+def delta(data, *, width: int, order: int, mode: str) -> np.ndarray:
+    """Savitzky-Golay derivative of ``data`` [shape=(d, t)] along time, polynomial of degree
+    ``order`` over ``width`` frames (``librosa.feature.delta``)."""
+    return scipy.signal.savgol_filter(data, width, polyorder=order, deriv=order, axis=-1, mode=mode)
+
+
+def hz_to_mel(frequencies) -> np.ndarray:
+    """Slaney's mel scale: linear (3 mels per 200 Hz) below 1 kHz, logarithmic above.
+
+    Slaney, M. (1998). Auditory toolbox, version 2. Interval Research Corporation Tech. Rep. 10.
+    """
+    frequencies = np.asanyarray(frequencies)
+    mels = frequencies / (200.0 / 3)
+    log_region = frequencies >= 1000.0
+    mels[log_region] = 1000.0 / (200.0 / 3) + np.log(frequencies[log_region] / 1000.0) / (np.log(6.4) / 27.0)
+    return mels
+
+
+def mel_to_hz(mels) -> np.ndarray:
+    """Inverse of :func:`hz_to_mel` (Hz)."""
+    mels = np.asanyarray(mels)
+    frequencies = (200.0 / 3) * mels
+    log_region = mels >= 1000.0 / (200.0 / 3)
+    frequencies[log_region] = 1000.0 * np.exp(np.log(6.4) / 27.0 * (mels[log_region] - 1000.0 / (200.0 / 3)))
+    return frequencies
+
+
+def mel_filters(sr: float, n_fft: int, n_mels: int) -> np.ndarray:
+    """Slaney-normalised triangular mel filters from 0 Hz to sr/2 (``librosa.filters.mel``).
+
+    Each filter has unit area in Hz (``norm="slaney"``): band energies of white noise are
+    then constant across bands.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_mels, 1 + n_fft // 2), dtype=float32]
+    """
+    fft_frequencies = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)
+    edges = mel_to_hz(np.linspace(hz_to_mel(np.array([0.0]))[0], hz_to_mel(np.array([sr / 2]))[0], n_mels + 2))
+    widths = np.diff(edges)
+    ramps = np.subtract.outer(edges, fft_frequencies)
+    weights = np.zeros((n_mels, 1 + n_fft // 2), dtype=np.float32)
+    for i in range(n_mels):
+        weights[i] = np.maximum(0, np.minimum(-ramps[i] / widths[i], ramps[i + 2] / widths[i + 1]))
+    weights *= (2.0 / (edges[2 : n_mels + 2] - edges[:n_mels]))[:, np.newaxis]
+    return weights
+
+
+def chroma_filters(sr: float, n_fft: int, n_chroma: int = 12) -> np.ndarray:
+    """Gaussian pitch-class filters at A440 tuning, rows from C (``librosa.filters.chroma``
+    with its defaults: unit L2 norm per FFT bin, octave weighting centred on octave 5 (A0 =
+    27.5 Hz) with a half-width of 2 octaves).
+
+    Ellis, D. P. W. (2007). Chroma feature analysis and synthesis.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_chroma, 1 + n_fft // 2), dtype=float32]
+    """
+    frequencies = np.linspace(0, sr, n_fft, endpoint=False)[1:]
+    bins = n_chroma * np.log2(frequencies / (440.0 / 16))
+    bins = np.concatenate(([bins[0] - 1.5 * n_chroma], bins))
+    bin_widths = np.concatenate((np.maximum(bins[1:] - bins[:-1], 1.0), [1]))
+    distance = np.subtract.outer(bins, np.arange(0, n_chroma, dtype="d")).T
+    half = np.round(float(n_chroma) / 2)
+    distance = np.remainder(distance + half + 10 * n_chroma, n_chroma) - half
+    weights = np.exp(-0.5 * (2 * distance / np.tile(bin_widths, (n_chroma, 1))) ** 2)
+    norms = np.sum(np.abs(weights) ** 2, axis=0, keepdims=True) ** 0.5
+    norms[norms < np.finfo(weights.dtype).tiny] = 1.0
+    weights = weights / norms
+    weights *= np.tile(np.exp(-0.5 * ((bins / n_chroma - 5.0) / 2) ** 2), (n_chroma, 1))
+    weights = np.roll(weights, -3 * (n_chroma // 12), axis=0)
+    return np.ascontiguousarray(weights[:, : int(1 + n_fft / 2)], dtype=np.float32)
