@@ -9,6 +9,9 @@ once.  The formulas are librosa's; the references are those its documentation gi
 import numpy as np
 import scipy.signal
 
+BLOCK_BYTES = 2**18
+"""Bytes of frames :func:`power_spectrogram` transforms at once (librosa's block size)."""
+
 
 def frame(x, frame_length: int, hop_length: int) -> np.ndarray:
     """Overlapping frames of ``x`` [shape=(n,)], as a read-only view (``librosa.util.frame``).
@@ -32,10 +35,12 @@ def power_spectrogram(frames) -> np.ndarray:
     -------
     np.ndarray [shape=(1 + n_fft // 2, t)]
     """
-    n_fft = frames.shape[0]
-    window = scipy.signal.get_window("hann", n_fft, fftbins=True)
-    complex_type = np.result_type(frames.dtype, np.complex64)
-    spectrum = np.fft.rfft(window[:, np.newaxis] * frames, axis=0).astype(complex_type, copy=False)
+    n_fft, n_frames = frames.shape
+    window = scipy.signal.get_window("hann", n_fft, fftbins=True)[:, np.newaxis]
+    spectrum = np.empty((1 + n_fft // 2, n_frames), np.result_type(frames.dtype, np.complex64))
+    step = max(1, BLOCK_BYTES // (n_fft * frames.itemsize))  # blocks of frames stay in cache
+    for start in range(0, n_frames, step):
+        spectrum[:, start : start + step] = np.fft.rfft(window * frames[:, start : start + step], axis=0)
     return np.abs(spectrum) ** 2
 
 
