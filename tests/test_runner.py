@@ -17,6 +17,7 @@ from extract.errors import EmofuseError
 from extract.synthetic import generate_corpus
 from features.__main__ import main as features_main
 from features.errors import WorkerError
+from features import runner
 from features.parallel import InlinePool, LocalPool, unordered
 from features.runner import (StoreBusyError, default_config, extract_file_features, run_features,
                              store_lock)
@@ -116,8 +117,6 @@ def test_killed_runs_resume_to_the_same_store(corpus, reference, tmp_path):
 def test_shards_are_compacted_in_tiers_and_merges_stay_small(corpus, reference, tmp_path, monkeypatch):
     """One clip per shard and a fan-in of 2: six shards cascade into tiers 1 and 2, no merge
     ever opens more than fan-in + 1 stores, and the store equals the reference."""
-    import features.runner as runner
-
     opened, tiers = [], set()
     merge = runner.merge_stores
 
@@ -388,3 +387,18 @@ def test_egemaps_descriptors_are_stored_as_a_frame_level_family(audio_only, tmp_
         frames, energy = store.sequence(clip, "egemaps_lld"), store.sequence(clip, "energy")
         assert frames.values.shape[1] == 25 and frames.frame_rate == 100.0
         assert abs(len(frames.values) - len(energy.values)) <= 6  # the same clip on both 10 ms clocks
+
+
+def test_shards_close_at_their_size_or_after_their_seconds(monkeypatch):
+    """A batch of finished clips is written when it is full or when its first clip has waited
+    ``seconds``: few shards on a fast corpus, little lost work on a slow one."""
+    now = [0.0]
+    monkeypatch.setattr(runner.time, "monotonic", lambda: now[0])
+
+    def arrivals():
+        for t in [0.0, 0.5, 2.1, 2.2, 2.3, 2.4, 5.0]:
+            now[0] = t
+            yield t
+
+    assert list(runner._batches(arrivals(), 3, 2.0)) == [[0.0, 0.5, 2.1], [2.2, 2.3, 2.4], [5.0]]
+    assert list(runner._batches(arrivals(), 100)) == [[0.0, 0.5, 2.1, 2.2, 2.3, 2.4, 5.0]]
