@@ -267,8 +267,7 @@ def save_model(store, metrics: dict, path: Path, *, n_jobs=1, progress=True):
         variants["adaptive"] = adaptive[mode]["candidates"]
     clips = store.clips[["clip_id", "speaker", "label"]].astype(str).to_csv(index=False)
     keys = {variant: selection_key(described, store.config_hash, clips) for variant, described in variants.items()}
-    saved = joblib.load(path) if path.is_file() else None
-    saved = saved if isinstance(saved, SavedModel) and saved.current else None
+    saved = SavedModel.read(path) if path.is_file() else None
     if saved and {v: s.get("key") for v, s in saved.selection.items()} == keys:
         return {"protocol": protocol, **saved.selection}
     modalities = sorted({c["modality"] for described in variants.values() for c in described},

@@ -12,6 +12,7 @@ adaptive candidates were evaluated, the chosen speaker-adaptive one.
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import joblib
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.model_selection import GroupKFold
@@ -25,9 +26,10 @@ from .classifiers import CLASSIFIERS, make_classifier
 from .frames import SEQUENCE_CONSUMED
 
 SEED = 0
-MODEL_FORMAT = 2
-"""Version of ``SavedModel``'s content (2: text, STIP codebooks and frame models); an older
-``model.joblib`` is refitted by ``evaluate`` and refused by ``predict``."""
+MODEL_FORMAT = 3
+"""Version of ``SavedModel``'s content (2: text, STIP codebooks and frame models; 3: the STIP
+codebook's class in ``fusion.stip_words``); an older ``model.joblib`` is refitted by
+``evaluate`` and refused by ``predict``."""
 
 
 class FusionKey(NamedTuple):
@@ -172,7 +174,7 @@ class FittedModel:
         Emotion classes, in ``predict_proba`` column order.
     n_clips : int
         Clips it was fitted on.
-    stip_words : features.stip.StipBagOfWords or None
+    stip_words : fusion.stip_words.StipBagOfWords or None
         The STIP codebook fitted on the training clips (``candidate.stip_bow``).
     frame_families : dict
         A sequence model's frame-level families and their column counts, in column order
@@ -284,6 +286,17 @@ class SavedModel:
         """Whether it was written in this version's ``MODEL_FORMAT`` (an older pickle lacks
         the attribute, or holds another number)."""
         return vars(self).get("format") == MODEL_FORMAT
+
+    @classmethod
+    def read(cls, path):
+        """The model in ``path`` (a ``model.joblib``), or None when it is not a ``SavedModel``
+        of this ``MODEL_FORMAT``, including an older one holding a class that has moved since
+        (which cannot be unpickled)."""
+        try:
+            model = joblib.load(path)
+        except (AttributeError, ImportError):
+            return None
+        return model if isinstance(model, cls) and model.current else None
 
     def variant(self, enrolment: bool):
         """(model, note): the adaptive model when enrolment clips are given and it exists,

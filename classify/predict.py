@@ -9,7 +9,6 @@ the classifier's ``predict_proba``: exactly the steps that were evaluated.
 
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 
@@ -36,8 +35,8 @@ def load_model(path) -> SavedModel:
     path = Path(path)
     if not path.is_file():
         raise EmofuseError(f"no model at {path}; run `make evaluate DATASET=...` first")
-    model = joblib.load(path)
-    if not isinstance(model, SavedModel) or not model.current:
+    model = SavedModel.read(path)
+    if model is None:
         raise EmofuseError(f"{path}: not an emofuse model of this version; run `make evaluate` again")
     return model
 

@@ -19,7 +19,6 @@ import numbers
 import numpy as np
 import opensmile
 import scipy.fft
-import scipy.signal
 
 from features import dsp
 from features.errors import FeatureError
@@ -671,6 +670,8 @@ def waveform(y, sr, *, target_sr=8000):
     up, down = int(target_sr) // divisor, int(sr) // divisor
     if up == down:
         return y.copy()
+    import scipy.signal  # here only: it costs half a second of start-up, and the family is opt-in
+
     return scipy.signal.resample_poly(y, up, down).astype(np.float32)
 
 

@@ -3,11 +3,16 @@
 Each gives librosa 0.11's result bit for bit (``tests/test_dsp.py`` compares them) without
 importing librosa, whose core modules build numba kernels on import: a second of start-up
 in every extraction and every ``predict``, and a numba cache that processes must not write at
-once.  The formulas are librosa's; the references are those its documentation gives.
+once.  The window and the Savitzky-Golay derivative are scipy.signal's, also bit for bit,
+without importing scipy.signal (half a second, with the scipy.stats it loads).  The formulas
+are librosa's and scipy's; the references are those their documentation gives.
 """
 
+import math
+
 import numpy as np
-import scipy.signal
+import scipy.linalg
+import scipy.ndimage
 
 BLOCK_BYTES = 2**18
 """Bytes of frames :func:`power_spectrogram` transforms at once (librosa's block size)."""
@@ -36,7 +41,7 @@ def power_spectrogram(frames) -> np.ndarray:
     np.ndarray [shape=(1 + n_fft // 2, t)]
     """
     n_fft, n_frames = frames.shape
-    window = scipy.signal.get_window("hann", n_fft, fftbins=True)[:, np.newaxis]
+    window = hann(n_fft)[:, np.newaxis]
     spectrum = np.empty((1 + n_fft // 2, n_frames), np.result_type(frames.dtype, np.complex64))
     step = max(1, BLOCK_BYTES // (n_fft * frames.itemsize))  # blocks of frames stay in cache
     for start in range(0, n_frames, step):
@@ -62,10 +67,73 @@ def max_normalise(S, axis: int = 0) -> np.ndarray:
     return normalised
 
 
+def hann(n: int) -> np.ndarray:
+    """Periodic Hann window of ``n`` samples, for spectral analysis
+    (``scipy.signal.get_window("hann", n)``): the symmetric window of n + 1, last sample dropped.
+
+    Returns
+    -------
+    np.ndarray [shape=(n,), dtype=float64]
+    """
+    phase = np.linspace(-np.pi, np.pi, n + 1)
+    window = np.zeros(n + 1)
+    window += 0.5 * np.cos(0 * phase)
+    window += 0.5 * np.cos(1 * phase)
+    return window[:n]
+
+
 def delta(data, *, width: int, order: int, mode: str) -> np.ndarray:
-    """Savitzky-Golay derivative of ``data`` [shape=(d, t)] along time, polynomial of degree
-    ``order`` over ``width`` frames (``librosa.feature.delta``)."""
-    return scipy.signal.savgol_filter(data, width, polyorder=order, deriv=order, axis=-1, mode=mode)
+    """Savitzky-Golay derivative of ``data`` [shape=(d, t)] along time: the ``order``-th
+    derivative of a polynomial of degree ``order`` fitted over ``width`` frames
+    (``librosa.feature.delta``, i.e. ``scipy.signal.savgol_filter``).
+
+    ``mode="interp"`` fits one polynomial to each edge's first (last) ``width`` frames for the
+    frames within half a window of it; another mode (e.g. ``"nearest"``) extends the sequence
+    as ``scipy.ndimage.convolve1d`` does.
+
+    Savitzky, A., & Golay, M. J. E. (1964). Smoothing and differentiation of data by
+    simplified least squares procedures. Analytical Chemistry, 36(8), 1627-1639.
+    """
+    data = np.asarray(data)
+    if data.dtype not in (np.float32, np.float64):
+        data = data.astype(np.float64)
+    half = width // 2
+    # Convolution weights: the least-squares fit evaluated at the window's centre.
+    positions = np.arange(-half, width - half, dtype=np.float64)[::-1]
+    powers = positions ** np.arange(order + 1, dtype=np.float64).reshape(-1, 1)
+    target = np.zeros(order + 1)
+    target[order] = float(math.factorial(order))
+    weights = scipy.linalg.lstsq(powers, target, cond=np.finfo(np.float64).eps * max(powers.shape))[0]
+    if mode != "interp":
+        return scipy.ndimage.convolve1d(data, weights, axis=-1, mode=mode)
+    derivative = scipy.ndimage.convolve1d(data, weights, axis=-1, mode="constant")
+    n = data.shape[-1]
+    for start, first, stop in ((0, 0, half), (n - width, n - half, n)):
+        derivative[..., first:stop] = _edge_derivative(data[..., start : start + width], first - start,
+                                                       stop - start, order)
+    return derivative
+
+
+def _edge_derivative(window, first: int, stop: int, order: int) -> np.ndarray:
+    """The ``order``-th derivative, at frames ``first`` to ``stop`` of ``window`` [shape=(d,
+    width)], of the polynomial of degree ``order`` fitted to each row (scipy's ``polyfit``
+    with scaled columns, then ``polyder`` and Horner's ``polyval``)."""
+    rows = window.reshape(-1, window.shape[-1]).T  # (width, d)
+    frames = np.arange(0, window.shape[-1], dtype=window.dtype)
+    powers = np.flip(np.arange(order + 1, dtype=window.dtype))
+    design = frames[:, None] ** powers[None, :]
+    scale = np.sqrt(np.sum(design * design, axis=0))
+    design /= scale
+    coefficients = scipy.linalg.lstsq(design, rows, cond=len(frames) * np.finfo(frames.dtype).eps)[0]
+    coefficients = (coefficients.T / scale).T
+    derived = np.array(coefficients[:-order], copy=True)
+    for k in range(order):
+        derived *= np.arange(order + 1 - k - 1, order - k - 1, -1, dtype=derived.dtype).reshape(1, 1)
+    at = np.arange(first, stop, dtype=derived.dtype).reshape(-1, 1)
+    values = np.zeros_like(at)
+    for row in derived:
+        values = values * at + row
+    return values.T.reshape(*window.shape[:-1], stop - first)
 
 
 def hz_to_mel(frequencies) -> np.ndarray:

@@ -21,13 +21,14 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from extract.errors import EmofuseError
-from features.stip import DESCRIPTOR_NAMES, StipBagOfWords
 from extract.atomic import atomic_path
+from extract.errors import EmofuseError
+from features.stip import DESCRIPTOR_NAMES
 
 from .methods import build_pipeline, parse_method
 from .protocol import make_folds, shared_speakers, split_warning
 from .speaker_norm import ADAPTIVE_LABEL, adapt, method_dir_name, parse_speaker_norm
+from .stip_words import StipBagOfWords
 
 log = logging.getLogger(__name__)
 

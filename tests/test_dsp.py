@@ -1,8 +1,9 @@
-"""features.dsp against librosa 0.11, which it replaces in extraction: equal bit for bit."""
+"""features.dsp against librosa 0.11 and scipy.signal, which it replaces in extraction: equal bit for bit."""
 
 import librosa
 import numpy as np
 import pytest
+import scipy.signal
 
 from features import dsp
 
@@ -62,3 +63,24 @@ def test_normalise_db_and_delta_equal_librosa():
         for mode, frames in (("interp", data), ("nearest", data[:, :5])):
             assert np.array_equal(dsp.delta(frames, width=9, order=order, mode=mode),
                                   librosa.feature.delta(frames, width=9, order=order, mode=mode))
+
+
+@pytest.mark.parametrize("n", [4, 400, 512, 1536, 2049])
+def test_hann_equals_scipy(n):
+    window = dsp.hann(n)
+    assert np.array_equal(window, scipy.signal.get_window("hann", n, fftbins=True))
+    assert window[0] == 0 and window[n // 2] == pytest.approx(1.0, abs=1e-5)  # zero at the ends, 1 mid-window
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("width", "order", "frames"), [(9, 1, 40), (9, 2, 40), (9, 1, 9), (5, 1, 301), (5, 2, 12)])
+def test_delta_equals_savgol_filter(dtype, width, order, frames):
+    data = RNG.standard_normal((13, frames)).astype(dtype)
+    derivative = dsp.delta(data, width=width, order=order, mode="interp")
+    assert derivative.dtype == dtype
+    assert np.array_equal(derivative, scipy.signal.savgol_filter(data, width, order, deriv=order, mode="interp"))
+    short = data[:, : width - 2]
+    assert np.array_equal(dsp.delta(short, width=width, order=order, mode="nearest"),
+                          scipy.signal.savgol_filter(short, width, order, deriv=order, mode="nearest"))
+    ramp = np.tile(np.arange(frames, dtype=dtype) * 0.5, (2, 1))  # slope 0.5 per frame, edges included
+    np.testing.assert_allclose(dsp.delta(ramp, width=width, order=1, mode="interp"), 0.5, rtol=1e-4)

@@ -203,6 +203,10 @@ def test_a_model_of_an_older_format_is_refused(tmp_path):
     joblib.dump(model, tmp_path / "model.joblib")
     with pytest.raises(EmofuseError, match="not an emofuse model of this version"):
         load_model(tmp_path / "model.joblib")
+    # a pickle naming a class where it no longer is (the STIP codebook before format 3)
+    (tmp_path / "model.joblib").write_bytes(b"cfeatures.stip\nStipBagOfWords\n.")
+    with pytest.raises(EmofuseError, match="not an emofuse model of this version"):
+        load_model(tmp_path / "model.joblib")
 
 
 def test_a_calibrated_svm_predicts_the_labels_the_plain_svm_was_scored_with():

@@ -11,7 +11,6 @@ from features.errors import FeatureError
 from features.stip import (
     DESCRIPTOR_NAMES,
     POINT_COLUMNS,
-    StipBagOfWords,
     check_face_clip,
     cuboid_half_size,
     detect_interest_points,
@@ -22,6 +21,7 @@ from features.stip import (
     stip_encoding,
     stip_features,
 )
+from fusion.stip_words import StipBagOfWords
 
 SIZE, N_FRAMES, FPS = 64, 48, 30.0
 ALL_VALID = np.ones(N_FRAMES, bool)
