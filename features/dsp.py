@@ -52,9 +52,7 @@ def power_spectrogram(frames) -> np.ndarray:
 def power_to_db(power, amin: float) -> np.ndarray:
     """``10 log10(max(power, amin))``: dB re 1, no clipping (``librosa.power_to_db`` with
     ``ref=1``, ``top_db=None``)."""
-    log_power = 10.0 * np.log10(np.maximum(amin, power))
-    log_power -= 10.0 * np.log10(np.maximum(amin, 1.0))
-    return log_power
+    return 10.0 * np.log10(np.maximum(amin, power))
 
 
 def max_normalise(S, axis: int = 0) -> np.ndarray:
@@ -75,11 +73,7 @@ def hann(n: int) -> np.ndarray:
     -------
     np.ndarray [shape=(n,), dtype=float64]
     """
-    phase = np.linspace(-np.pi, np.pi, n + 1)
-    window = np.zeros(n + 1)
-    window += 0.5 * np.cos(0 * phase)
-    window += 0.5 * np.cos(1 * phase)
-    return window[:n]
+    return (0.5 + 0.5 * np.cos(np.linspace(-np.pi, np.pi, n + 1)))[:n]
 
 
 def delta(data, *, width: int, order: int, mode: str) -> np.ndarray:
@@ -119,16 +113,16 @@ def _edge_derivative(window, first: int, stop: int, order: int) -> np.ndarray:
     width)], of the polynomial of degree ``order`` fitted to each row (scipy's ``polyfit``
     with scaled columns, then ``polyder`` and Horner's ``polyval``)."""
     rows = window.reshape(-1, window.shape[-1]).T  # (width, d)
-    frames = np.arange(0, window.shape[-1], dtype=window.dtype)
+    t = np.arange(0, window.shape[-1], dtype=window.dtype)
     powers = np.flip(np.arange(order + 1, dtype=window.dtype))
-    design = frames[:, None] ** powers[None, :]
+    design = t[:, None] ** powers[None, :]
     scale = np.sqrt(np.sum(design * design, axis=0))
     design /= scale
-    coefficients = scipy.linalg.lstsq(design, rows, cond=len(frames) * np.finfo(frames.dtype).eps)[0]
-    coefficients = (coefficients.T / scale).T
+    coefficients = scipy.linalg.lstsq(design, rows, cond=len(t) * np.finfo(t.dtype).eps)[0]
+    coefficients = (coefficients.T / scale).T  # highest power first
     derived = np.array(coefficients[:-order], copy=True)
-    for k in range(order):
-        derived *= np.arange(order + 1 - k - 1, order - k - 1, -1, dtype=derived.dtype).reshape(1, 1)
+    for factor in range(order, 0, -1):  # d^order/dt^order of t^order is order!
+        derived *= factor
     at = np.arange(first, stop, dtype=derived.dtype).reshape(-1, 1)
     values = np.zeros_like(at)
     for row in derived:
