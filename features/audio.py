@@ -302,8 +302,7 @@ def pitch(
     y = _check_signal(y, sr)
     _check_framing(frame_length, hop_length)
     _check_pitch_range(sr, fmin, fmax, frame_length)
-    padded = np.pad(y, frame_length // 2)
-    frames = dsp.frame(padded, frame_length, hop_length).T
+    frames = _centred_frames(y, frame_length, hop_length).T
     # Frames are independent: blocks of them bound the memory that the per-lag arrays
     # would otherwise take for the whole clip (2.6 MB per second of 16 kHz audio).
     blocks = [
@@ -940,8 +939,7 @@ def _power_spectrogram(y, sr, frame_length, hop_length):
     """|STFT|^2 of centred Hann-windowed frames, shape (1 + frame_length // 2, t)."""
     y = _check_signal(y, sr)
     _check_framing(frame_length, hop_length)
-    padded = np.pad(y, frame_length // 2)
-    return dsp.power_spectrogram(dsp.frame(padded, frame_length, hop_length))
+    return dsp.power_spectrogram(_centred_frames(y, frame_length, hop_length))
 
 
 def _centred_frames(y, frame_length, hop_length):
