@@ -29,6 +29,10 @@ LUMA_FIRST_FORMATS = {
     "gray", "nv12", "nv21", "yuv410p", "yuv411p", "yuv420p", "yuv422p", "yuv440p", "yuv444p",
     "yuvj411p", "yuvj420p", "yuvj422p", "yuvj440p", "yuvj444p",
 }
+# FFmpeg's demuxer of ISO media (mp4, mov, m4a, 3gp): the header lists every stream's codec,
+# size, pixel format, rate and frame count, so probing need not decode (see _open_container).
+ISO_MEDIA_FORMAT = "mov,mp4,m4a,3gp,3g2,mj2"
+ISO_MEDIA_SUFFIXES = {".mp4", ".m4v", ".m4a", ".mov", ".3gp"}
 
 
 def _check_file(path: Path) -> None:
@@ -40,6 +44,37 @@ def _check_file(path: Path) -> None:
         raise DecodeError(f"{path}: permission denied (the file is not readable)")
     if path.stat().st_size == 0:
         raise DecodeError(f"{path}: file is empty (0 bytes)")
+
+
+def _open_container(path: Path) -> av.container.InputContainer:
+    """``av.open(path)``, without decoding frames to probe an ISO media file.
+
+    FFmpeg probes up to 5 MB of a file for its streams' facts (``probesize``), decoding its
+    first frames to do so: 12 ms of CPU per open of a 720p RAVDESS mp4, opened twice per clip
+    (audio, video), 4 % of the clip's features.  An mp4 or mov header holds those facts, so
+    such a file is opened with FFmpeg's smallest probe (32 bytes: 3.6 ms), which gives the
+    same facts and the same decoded frames and samples.  Any other format, or a stream whose
+    facts the header lacks (MPEG-4 Part 2 video), is opened again with the full probe: a small
+    probe misreads others (an flv's audio rate as 44.1 kHz, a transport stream's as 0).
+
+    Raises the errors of ``av.open``.
+    """
+    if path.suffix.lower() in ISO_MEDIA_SUFFIXES:
+        container = av.open(str(path), container_options={"probesize": "32"})
+        if container.format.name == ISO_MEDIA_FORMAT and all(map(_probed, container.streams)):
+            return container
+        container.close()
+    return av.open(str(path))
+
+
+def _probed(stream) -> bool:
+    """Whether the facts decoding needs of an audio or video ``stream`` are known."""
+    context = stream.codec_context
+    if stream.type == "video":
+        return context is not None and context.width > 0 and context.height > 0 and context.pix_fmt is not None
+    if stream.type == "audio":
+        return context is not None and context.sample_rate > 0 and context.channels > 0 and context.format is not None
+    return True
 
 
 def load_audio(path, sr: int = 16000) -> np.ndarray:
@@ -97,7 +132,7 @@ def _container_audio(path: Path, sr: int) -> np.ndarray:
     hands out the last frame whole, encoder padding included, up to 1023 samples past the end.
     """
     try:
-        container = av.open(str(path))
+        container = _open_container(path)
     except (av.FFmpegError, OSError, UnicodeDecodeError) as err:
         raise DecodeError(f"{path}: cannot decode audio ({err})") from err
     blocks, decoded, setup, resampler = [], 0.0, None, None
@@ -157,7 +192,7 @@ def _open_video(path) -> Iterator[av.video.stream.VideoStream]:
     path = Path(path)
     _check_file(path)
     try:
-        container = av.open(str(path))
+        container = _open_container(path)
     except (av.FFmpegError, OSError, UnicodeDecodeError) as err:
         raise DecodeError(f"{path}: cannot open video ({err})") from err
     try:

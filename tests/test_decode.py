@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from extract.decode import iter_grey_frames, load_audio, open_video, video_info
+from extract.decode import _open_container, iter_grey_frames, load_audio, open_video, video_info
 from extract.faces import track_video
 from extract.errors import DecodeError
 
@@ -36,11 +36,11 @@ def test_wav_is_mixed_and_resampled(tmp_path, sr_in, subtype, channels):
     assert 0.45 < np.abs(y).max() < 0.55
 
 
-def write_mp4(path, *, audio=None, sr=48000, channels=2, video_frames=0):
+def write_mp4(path, *, audio=None, sr=48000, channels=2, video_frames=0, video_codec="mpeg4"):
     """An mp4 written in-process: ``audio`` (mono samples, copied to each of ``channels``) as AAC
-    at ``sr`` Hz, and ``video_frames`` 64x48 MPEG-4 frames at 15 fps."""
+    at ``sr`` Hz, and ``video_frames`` 64x48 frames at 15 fps (MPEG-4 Part 2, or ``video_codec``)."""
     with av.open(str(path), "w") as out:  # every stream is added before the first packet is written
-        video = out.add_stream("mpeg4", rate=15) if video_frames else None
+        video = out.add_stream(video_codec, rate=15) if video_frames else None
         track = out.add_stream("aac", rate=sr, layout="stereo" if channels == 2 else "mono") if audio is not None else None
         if video:
             video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
@@ -97,6 +97,58 @@ def test_mp4_without_audio_track(tmp_path):
     assert len(list(iter_grey_frames(path))) == 5
     with pytest.raises(DecodeError, match=r"silent film.mp4: cannot decode audio \(the file has no audio track\)"):
         load_audio(path)
+
+
+def stream_facts(container) -> list:
+    """What decoding reads from each stream of an open container."""
+    facts = []
+    for stream in container.streams:
+        context = stream.codec_context
+        facts.append((stream.type, context.width, context.height, context.pix_fmt, stream.average_rate, stream.frames)
+                     if stream.type == "video" else
+                     (stream.type, context.sample_rate, context.channels, context.format.name, stream.duration))
+    return facts
+
+
+def full_probe(path):
+    with av.open(str(path)) as container:
+        return container.format.name, stream_facts(container)
+
+
+@pytest.mark.parametrize("video_codec, probes", [
+    ("libx264", [{"container_options": {"probesize": "32"}}]),
+    # the decoder of MPEG-4 Part 2 learns the frame size from the first frame, not the header
+    ("mpeg4", [{"container_options": {"probesize": "32"}}, {}]),
+])
+def test_iso_media_are_opened_without_decoding_to_probe(tmp_path, monkeypatch, video_codec, probes):
+    """An H.264 mp4 is opened once, with FFmpeg's smallest probe; one whose header lacks a
+    fact is opened again with the full probe; both give the facts, frames and samples of a
+    full probe."""
+    path = write_mp4(tmp_path / "clip.mp4", audio=tone(330, 48000, 1.0), video_frames=12, video_codec=video_codec)
+    expected = full_probe(path)
+    frames, samples = [f.copy() for f in iter_grey_frames(path)], load_audio(path)
+    calls, real_open = [], av.open
+    monkeypatch.setattr(av, "open", lambda file, *a, **kw: calls.append(kw) or real_open(file, *a, **kw))
+    with _open_container(path) as container:
+        assert (container.format.name, stream_facts(container)) == expected
+    assert calls == probes
+    for frame, before in zip(iter_grey_frames(path), frames, strict=True):
+        np.testing.assert_array_equal(frame, before)
+    np.testing.assert_array_equal(load_audio(path), samples)
+
+
+@pytest.mark.parametrize("muxer, codecs", [("flv", ["-c:v", "flv1", "-c:a", "aac"]), ("mpegts", ["-c", "copy"])])
+def test_other_formats_named_mp4_get_the_full_probe(tmp_path, muxer, codecs):
+    """A small probe misreads an flv's audio rate (its header's 44.1 kHz) and finds no rate at
+    all in a transport stream: such files, even named .mp4, are probed in full."""
+    source = write_mp4(tmp_path / "source.mp4", audio=tone(330, 48000, 1.0), video_frames=12)
+    path = tmp_path / f"{muxer}.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(source), *codecs, "-f", muxer,
+                    str(path)], check=True)
+    name, facts = full_probe(path)
+    assert name == muxer and ("audio", 48000) in [f[:2] for f in facts]
+    with _open_container(path) as container:
+        assert (container.format.name, stream_facts(container)) == (name, facts)
 
 
 def test_video_frames_and_info(tmp_path):
@@ -169,6 +221,12 @@ def test_real_video(real_video):
         assert luma.shape == (720, 1280)
         expected = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(float)
         assert np.median(np.abs((luma.astype(float) - 16) * 255 / 219 - expected)) <= 2
+
+
+def test_real_video_probed_from_its_header(real_video):
+    for path in sorted(real_video.glob("*.mp4")):
+        with _open_container(path) as container:
+            assert (container.format.name, stream_facts(container)) == full_probe(path)
 
 
 def test_a_tracked_video_is_opened_once(tmp_path, monkeypatch):
