@@ -105,7 +105,8 @@ features: $(STAMP) $(CORPUS_READY)
 fuse: $(STAMP) $(if $(UPDATE_STORE),$(CORPUS_READY))
 	$(call say_from_last,$(FROM_LAST) $(if $(UPDATE_STORE),$(FROM_LAST_DIR) $(FROM_LAST_OPTIONS)))
 	$(if $(UPDATE_STORE),$(EXTRACT) --no-progress || [ $$? -eq 3 ])
-	$(PY) -m fusion --dataset $(DATASET) --method $(METHOD) --protocol $(PROTOCOL) $(FUSE_SNORM) $(PARAM_FLAGS)
+	$(PY) -m fusion --dataset $(DATASET) --method $(METHOD) --protocol $(PROTOCOL) --jobs $(JOBS) $(FUSE_SNORM) \
+	  $(PARAM_FLAGS)
 
 # RECIPE=<name> runs one published system end to end instead (`python -m classify recipes`
 # lists them): its own families, fusion chain and classifier, under the paper's protocol and

@@ -340,12 +340,12 @@ def bench_corpus(speech: list, video: list, sizes, workdir: Path, n_speech: int,
 
 def bench_stages(cache: Path, methods, workdir: Path) -> list:
     """Wall and CPU seconds of ``python -m fusion`` (LOSO) and of ``python -m classify evaluate``
-    (LOSO, the light classifiers and their nested selection, 2 workers as ``make evaluate``),
-    per fusion method, on the store in ``cache``."""
+    (LOSO, the light classifiers and their nested selection), each with 2 workers as ``make
+    fuse`` and ``make evaluate`` run them, per fusion method, on the store in ``cache``."""
     rows = []
     for method in methods:
         row = [method]
-        for command in (["fusion", "--dataset", "ravdess", "--method", method, "--protocol", "loso",
+        for command in (["fusion", "--dataset", "ravdess", "--method", method, "--protocol", "loso", "--jobs", "2",
                          "--cache-dir", str(cache)],
                         ["classify", "evaluate", "--dataset", "ravdess", "--method", method, "--classifier", "light",
                          "--protocol", "loso", "--jobs", "2", "--cache-dir", str(cache),

@@ -49,6 +49,7 @@ def main(argv=None) -> int:
                         help="method parameter, e.g. mfa__k1=7 or n_components=4 (repeatable)")
     parser.add_argument("--cache-dir", type=Path, default=Path("cache"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes fitting folds side by side")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -60,7 +61,8 @@ def main(argv=None) -> int:
             raise EmofuseError(f"no feature store at {path}; run `make features DATASET={args.dataset}` first")
         with FeatureStore.open(path) as store:
             out = fuse(store, args.method, protocol=args.protocol, speaker_norm=speaker_norm,
-                       out_root=args.cache_dir, seed=args.seed, progress=not args.no_progress, **params)
+                       out_root=args.cache_dir, seed=args.seed, jobs=args.jobs, progress=not args.no_progress,
+                       **params)
         print(f"fused features in {out}")
     except EmofuseError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+from joblib import Parallel, delayed
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
@@ -39,7 +40,7 @@ STIP_POINTS = "stip_points"
 
 
 def fuse(store, method, *, protocol="speaker", speaker_norm="none", out_root=Path("cache"), seed=0,
-         progress=True, **params) -> Path:
+         jobs=1, progress=True, **params) -> Path:
     """Write the fused features of every fold of ``protocol`` for each modality of ``store``.
 
     Parameters
@@ -60,6 +61,8 @@ def fuse(store, method, *, protocol="speaker", speaker_norm="none", out_root=Pat
         Cache root; output under ``<out_root>/<dataset>/fused/``.
     seed : int
         Seed of the folds, the enrolment draw and every randomised step.
+    jobs : int
+        Worker processes fitting folds side by side (joblib); the output does not depend on it.
     progress : bool
         Show a progress bar over modalities x folds.
     **params
@@ -131,15 +134,12 @@ def fuse(store, method, *, protocol="speaker", speaker_norm="none", out_root=Pat
         log.info("%s, %s", ADAPTIVE_LABEL, speaker_norm)
     _write_json(out_dir / "folds.json", {"protocol": protocol, **warning, **labels,
                                          "folds": [f.to_dict() for f in folds]})
-    # Every fit on one BLAS/OpenMP thread, as in the classify stage: on a few hundred clips threads
-    # inside a fit cost more than they save, and on a busy machine far more (a zebra fit on the
-    # synthetic demo's audio: 7.6 s of CPU on one thread, over 300 s unfinished on two).
-    with threadpool_limits(1), tqdm(total=len(inputs) * len(folds), disable=not progress, unit="fold",
-                                    desc=f"fuse {method_dir_name(method, speaker_norm)} {protocol}") as bar:
+    with tqdm(total=len(inputs) * len(folds), disable=not progress, unit="fold",
+              desc=f"fuse {method_dir_name(method, speaker_norm)} {protocol}") as bar:
         for modality, matrix in inputs.items():
             words = (stip_words, points) if stip_words and "video" in (b[0] for b in matrix[2]) else None
             meta = _fuse_modality(matrix, clips, folds, words, method, params, speaker_norm, seed,
-                                  out_dir / modality, bar)
+                                  out_dir / modality, jobs, bar)
             header = {**settings, **warning, **labels, "modality": modality, "stamp": stamp,
                       "stip_bow": stip_words if words else None}  # a modality without video has no words
             _write_json(out_dir / modality / "meta.json", header | meta)
@@ -148,54 +148,74 @@ def fuse(store, method, *, protocol="speaker", speaker_norm="none", out_root=Pat
     return out_dir
 
 
-def _fuse_modality(matrix, clips, folds, words, method, params, speaker_norm, seed, out_dir, bar):
-    """Fit and apply the method on every fold of one modality; return its meta.json entries.
+def _fuse_modality(matrix, clips, folds, words, method, params, speaker_norm, seed, out_dir, jobs, bar):
+    """Fit and apply the method on every fold of one modality, ``jobs`` folds at a time; return
+    its meta.json entries.
 
     ``words`` is None or (number of words, ``stip_points`` of the store): a STIP codebook is
     then fitted on each fold's training clips; ``bar`` advances by one per fold.
     """
     for stale in [out_dir / "meta.json", *out_dir.glob("fold-*")]:
         stale.unlink(missing_ok=True)
-    ids, labels, speakers = clips["ids"], clips["labels"], clips["speakers"]
+    inputs = with_stip_words(matrix, np.zeros((len(clips["ids"]), words[0]))) if words else matrix
     present = np.isfinite(matrix[0]).any(axis=1)
-    X, input_names, blocks = with_stip_words(matrix, np.zeros((len(ids), words[0]))) if words else matrix
-    meta = {"input_names": input_names, "output_names": [], "n_clips_without_modality": int((~present).sum())}
-    for fold in folds:
-        train = np.isin(ids, fold.train_ids) & present
-        test = np.isin(ids, fold.test_ids) & present
-        Xf = X
+    meta = {"input_names": inputs[1], "output_names": [], "n_clips_without_modality": int((~present).sum())}
+    tasks = (delayed(_fuse_fold)(matrix, inputs, present, clips, fold, words, method, params, speaker_norm, seed,
+                                 out_dir) for fold in folds)
+    for fold_meta in Parallel(n_jobs=jobs, return_as="generator")(tasks):
+        meta["params"] = fold_meta.pop("params")
+        for key, value in fold_meta.items():
+            meta.setdefault(key, []).append(value)
+        bar.update()
+    return meta
+
+
+def _fuse_fold(matrix, inputs, present, clips, fold, words, method, params, speaker_norm, seed, out_dir) -> dict:
+    """Fit the method on one fold's training side, write its fused folds and fitted pipeline;
+    return the fold's meta.json entries (``params``, ``output_names``, [``selected_features``,
+    ``zebra``], [``mfa_chosen``]).
+
+    ``inputs`` is (X, input_names, blocks): ``matrix`` (``modality_matrix``), with zero
+    STIP-word columns when ``words``; ``present`` marks the clips with the modality.
+
+    Every fit runs on one BLAS/OpenMP thread, as in the classify stage: on a few hundred clips
+    threads inside a fit cost more than they save, and on a busy machine far more (a zebra fit
+    on the synthetic demo's audio: 7.6 s of CPU on one thread, over 300 s unfinished on two).
+    """
+    ids, labels, speakers = clips["ids"], clips["labels"], clips["speakers"]
+    X, input_names, blocks = inputs
+    train = np.isin(ids, fold.train_ids) & present
+    test = np.isin(ids, fold.test_ids) & present
+    with threadpool_limits(1):
         if words:  # 1. STIP words from a codebook of this fold's training clips
             encoder = fit_stip_words(words[1], train, words[0], seed)
-            Xf = with_stip_words(matrix, stip_histograms(encoder, words[1], len(ids)))[0]
+            X = with_stip_words(matrix, stip_histograms(encoder, words[1], len(ids)))[0]
             _dump(encoder, out_dir / f"fold-{fold.fold}.stip_bow.joblib")
         # 2. Speaker adaptation: training speakers with their own clips, test speakers with theirs
         # (all, or K enrolment clips that then leave the test side).
         # The enrolment draw takes all the fold's test clips, so it is the same in every modality.
-        Xf, scored = adapt(Xf, ids, speakers, train, np.isin(ids, fold.test_ids), speaker_norm, seed=seed)
+        X, scored = adapt(X, ids, speakers, train, np.isin(ids, fold.test_ids), speaker_norm, seed=seed)
         test &= scored
         # 3. The method, fitted on the training side only.
         pipeline = build_pipeline(method, blocks, input_names=input_names, seed=seed, **params)
-        pipeline.fit(Xf[train], labels[train], groups=speakers[train])
+        pipeline.fit(X[train], labels[train], groups=speakers[train])
         output_names = [str(n) for n in pipeline.get_feature_names_out(input_names)]
         arrays = {}
         for side, rows in (("train", train), ("test", test)):
-            arrays |= {f"X_{side}": _transform(pipeline, Xf[rows], len(output_names)),
+            arrays |= {f"X_{side}": _transform(pipeline, X[rows], len(output_names)),
                        f"y_{side}": labels[rows], f"ids_{side}": ids[rows], f"speakers_{side}": speakers[rows]}
-        _dump_npz(out_dir / f"fold-{fold.fold}.npz", arrays)
-        _dump(pipeline, out_dir / f"fold-{fold.fold}.joblib")
-        meta["params"] = {name: step.get_params(deep=False) for name, step in pipeline.steps}
-        meta["output_names"].append(output_names)
-        if "zebra" in pipeline.named_steps:
-            selector = pipeline[: [name for name, _ in pipeline.steps].index("zebra") + 1]
-            selected = selector.get_feature_names_out(input_names)
-            meta.setdefault("selected_features", []).append([str(n) for n in selected])
-            zebra = pipeline.named_steps["zebra"]
-            meta.setdefault("zebra", []).append({"selected_groups": [str(g) for g in zebra.selected_groups_],
-                                                 "n_evaluations": int(zebra.n_evaluations_),
-                                                 "inner_scores": zebra.reference_scores_})
-        if "mfa" in pipeline.named_steps:  # the hyper-parameters chosen inside this fold's training speakers
-            meta.setdefault("mfa_chosen", []).append(pipeline.named_steps["mfa"].best_params_)
-        bar.update()
+    _dump_npz(out_dir / f"fold-{fold.fold}.npz", arrays)
+    _dump(pipeline, out_dir / f"fold-{fold.fold}.joblib")
+    meta = {"params": {name: step.get_params(deep=False) for name, step in pipeline.steps},
+            "output_names": output_names}
+    if "zebra" in pipeline.named_steps:
+        selector = pipeline[: [name for name, _ in pipeline.steps].index("zebra") + 1]
+        zebra = pipeline.named_steps["zebra"]
+        meta["selected_features"] = [str(n) for n in selector.get_feature_names_out(input_names)]
+        meta["zebra"] = {"selected_groups": [str(g) for g in zebra.selected_groups_],
+                         "n_evaluations": int(zebra.n_evaluations_), "inner_scores": zebra.reference_scores_}
+    if "mfa" in pipeline.named_steps:  # the hyper-parameters chosen inside this fold's training speakers
+        meta["mfa_chosen"] = pipeline.named_steps["mfa"].best_params_
     return meta
 
 

@@ -148,6 +148,29 @@ def test_every_fit_runs_on_one_blas_thread(tmp_path, monkeypatch):
     assert threads and set(threads) == {1}
 
 
+@pytest.mark.parametrize("method, options", [
+    ("mfa", {}),
+    ("zebra", {"zebra__classifier": "knn", "zebra__budget": 20, "zebra__n_zebras": 4}),
+    ("concat", {"stip_bow": 4}),
+])
+def test_folds_fitted_side_by_side_give_the_same_output(tmp_path, method, options):
+    """jobs=2 fits folds in two worker processes: every fused fold, fitted pipeline's output
+    and meta.json entry (MFA's and zebra's choices inside the training speakers) as with jobs=1."""
+    with FeatureStore.open(make_store(tmp_path, stip_points="stip_bow" in options)) as store:
+        serial = fuse(store, method, out_root=tmp_path / "serial", progress=False, **options)
+        parallel = fuse(store, method, out_root=tmp_path / "parallel", jobs=2, progress=False, **options)
+    files = sorted(p.relative_to(serial) for p in serial.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(parallel) for p in parallel.rglob("*") if p.is_file())
+    assert any(f.suffix == ".npz" for f in files) and any(f.name.endswith(".stip_bow.joblib") for f in files) == \
+        ("stip_bow" in options)
+    for name in files:
+        if name.suffix == ".npz":
+            a, b = load(serial / name), load(parallel / name)
+            assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+        elif name.suffix == ".json":
+            assert json.loads((serial / name).read_text()) == json.loads((parallel / name).read_text())
+
+
 def test_zebra_meta_names_the_selected_features_per_fold(tmp_path):
     with FeatureStore.open(make_store(tmp_path)) as store:
         out = fuse(store, "zebra", out_root=tmp_path, seed=1, zebra__classifier="knn", zebra__budget=30,

@@ -43,9 +43,9 @@ def test_later_targets_use_the_last_extraction_and_its_store(repo):
     (repo / "cache" / "ravdess" / "features.h5").touch()
     fuse = make(repo, "fuse", "METHOD=mfa")
     assert fuse == ["printf '%s (from the last make features)\\n' 'dataset ravdess'",
-                    f"{PY} -m fusion --dataset ravdess --method mfa --protocol speaker"]
+                    f"{PY} -m fusion --dataset ravdess --method mfa --protocol speaker --jobs 2"]
     evaluate = make(repo, "evaluate")
-    assert evaluate[1:] == [f"{PY} -m fusion --dataset ravdess --method concat --protocol speaker",
+    assert evaluate[1:] == [f"{PY} -m fusion --dataset ravdess --method concat --protocol speaker --jobs 2",
                             f"{PY} -m classify evaluate --dataset ravdess --method concat --classifier svm "
                             "--jobs 2 --protocol speaker"]
     # An explicit DATA_DIR brings the store up to date first; `make features` re-runs the last one.
@@ -72,7 +72,7 @@ def test_variables_become_flags(repo):
     (repo / "cache" / "synthetic" / "features.h5").touch()
     lines = make(repo, "evaluate", "DATASET=synthetic", "METHOD=mfa", "PROTOCOL=loso", "SNORM=enrol:8",
                  "PARAMS=mfa__k2=400,mfa__k1=7", "CLASSIFIER=light")
-    assert lines == [f"{PY} -m fusion --dataset synthetic --method mfa --protocol loso --speaker-norm enrol:8 "
+    assert lines == [f"{PY} -m fusion --dataset synthetic --method mfa --protocol loso --jobs 2 --speaker-norm enrol:8 "
                      "--param mfa__k2=400 --param mfa__k1=7",
                      f"{PY} -m classify evaluate --dataset synthetic --method mfa --classifier light "
                      "--jobs 2 --protocol loso --speaker-norm enrol:8"]
