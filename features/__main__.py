@@ -12,6 +12,7 @@ failed (listed in the store's failures table and printed) or some corpus file wa
 """
 
 import argparse
+import gc
 import os
 import sys
 from pathlib import Path
@@ -119,4 +120,9 @@ def _check(args) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # The interpreter's last garbage collection walks every object of the libraries loaded
+    # (pandas, scipy, opensmile): 0.15-0.2 s of a whole run's wall time, 0.06 s once they are
+    # frozen out of it.  Their memory goes back to the system at exit either way.
+    gc.freeze()
+    sys.exit(code)
