@@ -152,10 +152,12 @@ def test_every_fit_runs_on_one_blas_thread(tmp_path, monkeypatch):
     ("mfa", {}),
     ("zebra", {"zebra__classifier": "knn", "zebra__budget": 20, "zebra__n_zebras": 4}),
     ("concat", {"stip_bow": 4}),
+    ("concat", {"speaker_norm": "enrol:2"}),
 ])
 def test_folds_fitted_side_by_side_give_the_same_output(tmp_path, method, options):
-    """jobs=2 fits folds in two worker processes: every fused fold, fitted pipeline's output
-    and meta.json entry (MFA's and zebra's choices inside the training speakers) as with jobs=1."""
+    """jobs=2 fits folds in two worker processes: every fused fold and meta.json entry (MFA's
+    and zebra's choices inside the training speakers, STIP codebooks, enrolment draws) as with
+    jobs=1."""
     with FeatureStore.open(make_store(tmp_path, stip_points="stip_bow" in options)) as store:
         serial = fuse(store, method, out_root=tmp_path / "serial", progress=False, **options)
         parallel = fuse(store, method, out_root=tmp_path / "parallel", jobs=2, progress=False, **options)
