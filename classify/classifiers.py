@@ -31,6 +31,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
+from sklearn.utils import check_array
 
 from extract.errors import EmofuseError
 
@@ -62,9 +63,77 @@ def standardised(classifier) -> Pipeline:
     ])
 
 
+class GramRbfSVC(ClassifierMixin, BaseEstimator):
+    """scikit-learn's ``SVC(kernel="rbf")`` with its kernel matrix from one matrix product.
+
+    libsvm evaluates the RBF kernel one pair of clips at a time, which is most of an SVM's fit
+    on a few hundred clips of thousands of columns (660 x 2,289 real-speech clips: 0.37 s of
+    CPU; 0.09 s with the kernel computed here).  The model is the same: gamma ``"scale"`` =
+    1 / (d * Var(X)) as scikit-learn defines it, K(x, z) = exp(-gamma ||x - z||^2) computed as
+    libsvm does (||x||^2 + ||z||^2 - 2 x.z, in float64), libsvm's solver on that kernel;
+    decisions equal ``SVC`` 's up to rounding.  A kernel matrix larger than ``max_kernel_mb``
+    (n^2 x 8 bytes: about 5,800 training clips at 256 MB) is left to libsvm's own kernel and
+    cache.
+
+    Parameters
+    ----------
+    C : float
+    gamma : "scale" or float
+    class_weight : None, "balanced" or dict
+    max_kernel_mb : float
+        Largest kernel matrix computed up front, in MiB.
+    random_state : int or None
+        As ``SVC`` (unused without probability estimates).
+    """
+
+    def __init__(self, C=1.0, gamma="scale", class_weight=None, max_kernel_mb=256, random_state=None):
+        self.C = C
+        self.gamma = gamma
+        self.class_weight = class_weight
+        self.max_kernel_mb = max_kernel_mb
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        """Fit on ``X`` [shape=(n, d)] and labels ``y`` [shape=(n,)]."""
+        X = check_array(X, dtype=np.float64)
+        variance = X.var()
+        self.gamma_ = (1.0 / (X.shape[1] * variance) if variance != 0 else 1.0) if self.gamma == "scale" \
+            else float(self.gamma)
+        precomputed = len(X) ** 2 * 8 <= self.max_kernel_mb * 2 ** 20
+        self.svc_ = SVC(kernel="precomputed" if precomputed else "rbf", C=self.C, gamma=self.gamma_,
+                        class_weight=self.class_weight, random_state=self.random_state)
+        self.svc_.fit(self._kernel(X, X) if precomputed else X, y)
+        # precomputed: the support vectors' rows, to score new clips against them only
+        self.support_rows_ = X[self.svc_.support_] if precomputed else None
+        self.n_train_ = len(X)
+        self.classes_ = self.svc_.classes_
+        return self
+
+    def _kernel(self, X, Z) -> np.ndarray:
+        """K(X, Z) [shape=(len(X), len(Z))], float64."""
+        distances = (X * X).sum(axis=1)[:, None] + (Z * Z).sum(axis=1)[None, :] - 2.0 * (X @ Z.T)
+        return np.exp(-self.gamma_ * np.maximum(distances, 0.0))
+
+    def _svc_input(self, X):
+        X = check_array(X, dtype=np.float64)
+        if self.support_rows_ is None:
+            return X
+        # libsvm reads only the support vectors' columns of a precomputed kernel
+        K = np.zeros((len(X), self.n_train_))
+        K[:, self.svc_.support_] = self._kernel(X, self.support_rows_)
+        return K
+
+    def predict(self, X):
+        """Classes of ``X`` [shape=(n, d)]."""
+        return self.svc_.predict(self._svc_input(X))
+
+    def decision_function(self, X):
+        """One-vs-rest decision values of ``X`` [shape=(n, n_classes)], as ``SVC`` gives them."""
+        return self.svc_.decision_function(self._svc_input(X))
+
+
 def _rbf_svm(random_state, blocks=None):
-    return standardised(SVC(kernel="rbf", C=1.0, gamma="scale", class_weight="balanced",
-                            random_state=random_state))
+    return standardised(GramRbfSVC(C=1.0, gamma="scale", class_weight="balanced", random_state=random_state))
 
 
 class SpeakerTunedClassifier(ClassifierMixin, BaseEstimator):

@@ -17,12 +17,13 @@ from sklearn.impute import SimpleImputer
 from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
 
 from classify import evaluate as evaluate_module
 from classify import report
 from classify.metrics import fold_scores
 from classify.__main__ import main
-from classify.classifiers import CLASSIFIERS, ClassifierSpec, make_classifier, parse_classifiers
+from classify.classifiers import CLASSIFIERS, ClassifierSpec, GramRbfSVC, make_classifier, parse_classifiers
 from classify.evaluate import evaluate
 from classify.report import BASELINE_METHOD
 from classify.frames import clip_sequences
@@ -404,10 +405,32 @@ def test_classifier_registry():
     assert parse_classifiers("knn, svm,knn") == ["knn", "svm"]
     assert {"cnn1d", "bilstm_sa", "attention_fusion"} <= CLASSIFIERS.keys()
     svm = make_classifier("svm")
-    assert svm.named_steps["classifier"].class_weight == "balanced" and svm.named_steps["classifier"].kernel == "rbf"
+    assert svm.named_steps["classifier"].class_weight == "balanced" and svm.named_steps["classifier"].gamma == "scale"
     # networks are imported lazily: the registry alone does not load torch
     code = "import sys, classify.classifiers; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1]).returncode == 0
+
+
+@pytest.mark.parametrize("max_kernel_mb", [256, 0])  # the kernel computed up front; libsvm's own
+def test_gram_svm_decides_as_scikit_learns_rbf_svm(max_kernel_mb):
+    rng = np.random.default_rng(4)
+    centres = rng.normal(0, 1.5, (4, 30))
+    y = np.repeat(["angry", "calm", "happy", "sad"], [50, 30, 40, 20])
+    X = ((centres[np.searchsorted(["angry", "calm", "happy", "sad"], y)] + rng.normal(0, 2, (140, 30))) * 3
+         + 7).astype(np.float32)  # as fused folds hold them
+    X_test = rng.normal(7, 6, (60, 30))
+    reference = SVC(kernel="rbf", C=3.0, gamma="scale", class_weight="balanced").fit(X, y)
+    gram = GramRbfSVC(C=3.0, class_weight="balanced", max_kernel_mb=max_kernel_mb).fit(X, y)
+    assert gram.gamma_ == pytest.approx(1 / (30 * X.astype(np.float64).var()), rel=1e-12)
+    assert (gram.support_rows_ is None) == (max_kernel_mb == 0)
+    np.testing.assert_allclose(gram.decision_function(X_test), reference.decision_function(X_test), atol=1e-9)
+    np.testing.assert_array_equal(gram.predict(X_test), reference.predict(X_test))
+    assert list(gram.classes_) == ["angry", "calm", "happy", "sad"]
+    # a fixed gamma, and the C grid of svm-tuned reaching it through the pipeline
+    fixed = GramRbfSVC(C=0.5, gamma=0.01).fit(X, y)
+    np.testing.assert_allclose(fixed.decision_function(X_test),
+                               SVC(C=0.5, gamma=0.01).fit(X, y).decision_function(X_test), atol=1e-9)
+    assert make_classifier("svm").set_params(classifier__C=10.0).named_steps["classifier"].C == 10.0
 
 
 def test_clip_sequences_average_streams_onto_the_slowest(tmp_path):
@@ -751,3 +774,4 @@ def test_text_only_manifest_through_evaluate_and_predict(tmp_path, capsys, monke
     assert list(table["predicted"]) == list(wanted["label"])
     with pytest.raises(EmofuseError, match="give the files to classify"):
         predict.predict_files(model)
+
