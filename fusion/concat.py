@@ -16,8 +16,10 @@ class MedianImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Missing values (NaN) -> the training median of their column; 0 for a column with none.
 
     The same values as scikit-learn's ``SimpleImputer(strategy="median",
-    keep_empty_features=True)``, computed with ``np.nanmedian`` instead of masked arrays: four
-    times faster on the thousands of columns of a fused block, and fusion fits once per fold
+    keep_empty_features=True)``, computed with ``np.median`` over the complete columns and
+    ``np.nanmedian`` over those with gaps instead of masked arrays: on the thousands of
+    columns of a fused block, four times faster than the masked arrays and ten times faster
+    than ``np.nanmedian`` alone (which sorts column by column), and fusion fits once per fold
     and inner split.
 
     Attributes
@@ -29,9 +31,12 @@ class MedianImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def fit(self, X, y=None):
         """Column medians of ``X`` [shape=(n_samples, n_features)], NaN ignored."""
         X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
+        gaps = np.isnan(X).any(axis=0)
+        medians = np.empty(X.shape[1])
+        medians[~gaps] = np.median(X[:, ~gaps], axis=0)  # one partition of the complete columns
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # "All-NaN slice": a column with no value
-            medians = np.nanmedian(X, axis=0)
+            medians[gaps] = np.nanmedian(X[:, gaps], axis=0)
         self.statistics_ = np.where(np.isnan(medians), 0.0, medians)
         return self
 

@@ -36,6 +36,7 @@ def test_median_imputer_gives_simple_imputers_values():
     X[rng.random(X.shape) < 0.2] = np.nan
     X[:, 4] = np.nan
     X[0, 5], X[1:, 5] = 1.5, np.nan  # a single observed value
+    X[:, 0] = rng.normal(0.0, 1.0, 41)  # complete: the median of the complete columns
     reference = SimpleImputer(strategy="median", keep_empty_features=True).fit(X[:30])
     imputer = MedianImputer().fit(X[:30])
     np.testing.assert_array_equal(imputer.statistics_, reference.statistics_)
