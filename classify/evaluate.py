@@ -17,6 +17,7 @@ The path of one evaluation::
 import json
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import joblib
@@ -135,12 +136,13 @@ def evaluate(dataset, method, classifiers, *, protocol=None, speaker_norm="none"
         for name in protocols:
             folds_file = json.loads((method_dir / name / "folds.json").read_text())
             warning = split_warning(name, shared_speakers(folds_file["folds"], store.clips))
-            results += evaluate_protocol(store, method_dir / name, method_dir.name, names, warning=warning,
-                                         progress=progress, n_jobs=n_jobs)
-            results += evaluate_baselines(store, method_dir / name, warning=warning, n_jobs=n_jobs)
+            table = evaluate_protocol(store, method_dir / name, method_dir.name, names, warning=warning,
+                                      progress=progress, n_jobs=n_jobs)
+            results += table + evaluate_baselines(store, method_dir / name, warning=warning, n_jobs=n_jobs)
             if warning is None:  # selection only where no speaker is on both sides
+                scored = table_scores(method_dir / name, table, selection_classifiers(classifiers), mode)
                 figure = select_protocol(store, fused_root, name, folds_file["folds"], classifiers, mode,
-                                         existing, n_jobs, progress)
+                                         existing, n_jobs, progress, table=scored)
                 if figure and mode == "none":
                     selected[name] = figure
                 elif figure:
@@ -188,24 +190,45 @@ def protocol_candidates(fused_root: Path, protocol: str, folds: list, classifier
             log.warning("selection leaves out %s: its %s folds differ from the evaluated ones", directory.name,
                         protocol)
             continue
-        for modality in MODALITY_ORDER:
-            meta_path = directory / protocol / modality / "meta.json"
-            if not meta_path.is_file():
-                continue
-            meta = json.loads(meta_path.read_text())
-            params = freeze_params(meta.get("requested_params", {}))
-            candidates += [Candidate(modality, meta["method"], params, name, mode, int(meta.get("seed", 0)),
-                                     int(meta.get("stip_bow") or 0))
-                           for name in classifiers]
+        candidates += directory_candidates(directory / protocol, classifiers, mode)
     return list(dict.fromkeys(candidates))
 
 
-def select_protocol(store, fused_root, protocol, folds, classifiers, mode, existing, n_jobs, progress):
+def directory_candidates(protocol_dir: Path, classifiers: list, mode="none") -> list:
+    """The candidates of one fused method's protocol directory: its modalities x ``classifiers``."""
+    candidates = []
+    for modality in MODALITY_ORDER:
+        meta_path = protocol_dir / modality / "meta.json"
+        if not meta_path.is_file():
+            continue
+        meta = json.loads(meta_path.read_text())
+        params = freeze_params(meta.get("requested_params", {}))
+        candidates += [Candidate(modality, meta["method"], params, name, mode, int(meta.get("seed", 0)),
+                                 int(meta.get("stip_bow") or 0))
+                       for name in classifiers]
+    return candidates
+
+
+def table_scores(protocol_dir: Path, entries: list, classifiers: list, mode="none") -> dict:
+    """The outer scores the evaluation table already holds: Candidate -> {fold: figures}.
+
+    The table fitted each classifier on every fold of the fused method of ``protocol_dir``,
+    its fusion fitted on the same training clips: the same fit as selection's outer refit of
+    that candidate, so selection reads the figures instead of fitting again.
+    """
+    by_run = {(e["modality"], e["classifier"]): e for e in entries if e["method"] == protocol_dir.parent.name}
+    return {candidate: {fold["fold"]: fold for fold in by_run[candidate.modality, candidate.classifier]["folds"]}
+            for candidate in directory_candidates(protocol_dir, classifiers, mode)
+            if (candidate.modality, candidate.classifier) in by_run}
+
+
+def select_protocol(store, fused_root, protocol, folds, classifiers, mode, existing, n_jobs, progress, table=None):
     """The nested-selection figure of a protocol over its fused methods of adaptation ``mode``.
 
     A figure whose key (candidates, folds, store configuration and clips) matches the one in
-    ``existing`` metrics is reused.  None when there is no candidate or the folds have too
-    few training speakers.
+    ``existing`` metrics is reused.  ``table`` (Candidate -> {fold: figures}, ``table_scores``)
+    holds outer scores already measured.  None when there is no candidate or the folds have
+    too few training speakers.
     """
     names = selection_classifiers(classifiers)
     if not names:
@@ -232,7 +255,7 @@ def select_protocol(store, fused_root, protocol, folds, classifiers, mode, exist
                                stip_bow=any(c.stip_bow for c in candidates),
                                frames={c.modality for c in candidates if c.sequence})
     try:
-        figure = nested_selection(corpus, folds, candidates, n_jobs=n_jobs, progress=progress,
+        figure = nested_selection(corpus, folds, candidates, scored=table, n_jobs=n_jobs, progress=progress,
                                   desc=f"select {protocol} {mode}")
     except EmofuseError as err:
         log.warning("no nested selection for %s (%s): %s", protocol, mode, err)
@@ -331,12 +354,15 @@ def evaluate_protocol(store, protocol_dir: Path, method: str, names: list, *, wa
             if spec.input == "sequence" and (modality not in framed or mode.startswith("enrol")):
                 continue  # enrolment folds lack the enrolment clips: frames are scored on the full folds
             runs.append((modality, name))
-    results = []
-    for modality, name in tqdm(runs, disable=not progress, unit="run", desc=f"evaluate {method} {protocol}"):
+    work = []
+    for modality, name in runs:
         spec = CLASSIFIERS[name]
         splits, blocks = _splits(spec.input, folds[modality], folds, store, modality)
-        fold_results = cross_validate(
-            lambda: make_classifier(name, random_state=SEED, blocks=blocks), splits, groups=spec.groups, n_jobs=n_jobs)
+        work.append((partial(make_classifier, name, random_state=SEED, blocks=blocks), splits, spec.groups))
+    results = []
+    for (modality, name), fold_results in zip(runs, cross_validate_runs(
+            work, n_jobs=n_jobs, progress=progress, desc=f"evaluate {method} {protocol}")):
+        spec = CLASSIFIERS[name]
         if spec.input == "sequence":
             labels = {"consumed": consumed(sequence_families(store, modality))}
             entry = _entry(protocol, modality, SEQUENCE_METHOD, name, fold_results)
@@ -417,10 +443,39 @@ def cross_validate(build, splits, *, groups: bool = False, n_jobs: int = 1) -> l
     folds : list of dict
         Per split: ``fold``, ``test_speakers`` and the ``metrics.fold_scores`` figures.
     """
-    labels = sorted({*np.concatenate([np.concatenate([s.y_train, s.y_test]) for s in splits]).tolist()})
-    jobs = min(n_jobs, len(splits))
-    return joblib.Parallel(n_jobs=jobs)(joblib.delayed(on_one_thread)(_fit_and_score, build, split, groups, labels)
-                                        for split in splits)
+    return cross_validate_runs([(build, splits, groups)], n_jobs=n_jobs)[0]
+
+
+def cross_validate_runs(runs, *, n_jobs: int = 1, progress: bool = False, desc: str = "evaluate") -> list:
+    """``cross_validate`` of several runs, their fits in one queue of ``n_jobs`` workers, so no
+    worker waits at the end of one classifier's folds for the next.
+
+    Parameters
+    ----------
+    runs : list of (build, splits, groups)
+        As ``cross_validate`` takes them.
+    n_jobs : int
+    progress : bool
+        A progress bar over the fits.
+    desc : str
+        The bar's title.
+
+    Returns
+    -------
+    folds : list of list of dict
+        Per run, ``cross_validate`` 's result.
+    """
+    tasks = []
+    for k, (build, splits, groups) in enumerate(runs):
+        labels = sorted({*np.concatenate([np.concatenate([s.y_train, s.y_test]) for s in splits]).tolist()})
+        tasks += [(k, build, split, groups, labels) for split in splits]
+    jobs = max(1, min(n_jobs, len(tasks)))
+    results = [[] for _ in runs]
+    fits = joblib.Parallel(n_jobs=jobs, return_as="generator")(
+        joblib.delayed(on_one_thread)(_fit_and_score, *task[1:]) for task in tasks)
+    for (k, *_), fold in zip(tasks, tqdm(fits, total=len(tasks), disable=not progress, unit="fit", desc=desc)):
+        results[k].append(fold)
+    return results
 
 
 def _fit_and_score(build, split, groups, labels) -> dict:

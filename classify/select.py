@@ -231,7 +231,7 @@ def on_one_thread(function, *args):
         return function(*args)
 
 
-def nested_selection(corpus, folds, candidates, *, n_jobs=1, progress=True, desc="select") -> dict:
+def nested_selection(corpus, folds, candidates, *, scored=None, n_jobs=1, progress=True, desc="select") -> dict:
     """Nested selection over ``candidates`` on the outer ``folds`` of a protocol.
 
     Parameters
@@ -240,6 +240,10 @@ def nested_selection(corpus, folds, candidates, *, n_jobs=1, progress=True, desc
     folds : list of dict
         Outer folds (``folds.json`` entries: fold, train_ids, test_ids).
     candidates : list of Candidate
+    scored : dict, optional
+        Candidate -> {outer fold id: figures}: outer scores already measured by the same fit
+        (the evaluation table's), used instead of refitting the chosen candidate where the
+        labels scored are the same.
     n_jobs : int
         joblib workers over (outer fold x fusion configuration x inner split) and the
         outer refits.
@@ -270,8 +274,13 @@ def nested_selection(corpus, folds, candidates, *, n_jobs=1, progress=True, desc
               desc=f"{desc}: {len(folds)} outer folds x {len(candidates)} candidates") as bar:
         chosen = [_choose(scores) for scores in _inner_scores(groups, len(sides), tasks, n_jobs, bar)] if tasks else []
         chosen = chosen or [(0, None)] * len(folds)
-        outer = _run([(_outer_score, (corpus, candidates[index], train, test, fold["fold"], labels))
-                      for (index, _), (train, test), fold in zip(chosen, sides, folds)], n_jobs, bar)
+        known = [(scored or {}).get(candidates[index], {}).get(fold["fold"]) for (index, _), fold in zip(chosen, folds)]
+        known = [figures if figures and list(figures["per_class"]) == labels else None for figures in known]
+        bar.update(sum(figures is not None for figures in known))
+        refits = iter(_run([(_outer_score, (corpus, candidates[index], train, test, fold["fold"], labels))
+                            for (index, _), (train, test), fold, figures in zip(chosen, sides, folds, known)
+                            if figures is None], n_jobs, bar))
+        outer = [figures if figures is not None else next(refits) for figures in known]
     n_inner = [len(inner_splits(corpus.speakers, train)) if tasks else 0 for train, _ in sides]
     log.info("%s: %d outer folds x %d candidates, UA %.3f", desc, len(folds), len(candidates),
              np.mean([f["ua"] for f in outer]))

@@ -775,3 +775,36 @@ def test_text_only_manifest_through_evaluate_and_predict(tmp_path, capsys, monke
     with pytest.raises(EmofuseError, match="give the files to classify"):
         predict.predict_files(model)
 
+
+@pytest.mark.parametrize("method, fusion", [
+    ("concat", {}),
+    ("mfa", {"mfa__pca": 4, "mfa__k1": 3, "mfa__n_components": None, "mfa__append": False, "mfa__per_block": False}),
+    ("concat", {"speaker_norm": "enrol:2"}),
+    ("concat", {"stip_bow": 4}),
+])
+def test_selection_reads_the_tables_outer_fits_as_a_refit_would_score_them(tmp_path, monkeypatch, method, fusion):
+    """The outer scores selection takes from the evaluation table equal its own refits, on plain,
+    MFA, enrolment-adapted and STIP bag-of-words folds; the refits happen only without the table."""
+    from classify import select
+    from test_fusion_run import clip_table, make_store
+
+    cache = tmp_path / "cache"
+    with FeatureStore.open(make_store(cache, clips=clip_table(n_speakers=4), stip_points=True)) as store:
+        fuse(store, "concat", protocol="speaker", out_root=cache, progress=False)  # a second method to choose
+        fuse(store, method, protocol="speaker", out_root=cache, progress=False, **fusion)
+    method_dir = next((p.name for p in (cache / "toy" / "fused").iterdir() if p.name != "concat"), "concat")
+    refits = {True: [], False: []}
+    original = select._outer_score
+    norm = fusion.get("speaker_norm", "none")
+    summaries = {}
+    for reuse in (True, False):
+        monkeypatch.setattr(select, "_outer_score", lambda *args: refits[reuse].append(args[1]) or original(*args))
+        if not reuse:
+            monkeypatch.setattr(evaluate_module, "table_scores", lambda *args: {})
+        summaries[reuse] = evaluate("toy", method_dir, "logreg,knn", protocol="speaker", cache_dir=cache,
+                                    reports_dir=tmp_path / f"reports-{reuse}", progress=False)
+    figures = {reuse: summary["selected"]["speaker"] if norm == "none" else
+               summary["selected_adaptive"]["speaker"][norm] for reuse, summary in summaries.items()}
+    assert figures[True] == figures[False]
+    assert len(refits[False]) == figures[False]["n_folds"]  # every outer fold refitted without the table
+    assert all(c.method_dir != method_dir or c.stip_bow != fusion.get("stip_bow", 0) for c in refits[True])
