@@ -354,14 +354,16 @@ def evaluate_protocol(store, protocol_dir: Path, method: str, names: list, *, wa
             if spec.input == "sequence" and (modality not in framed or mode.startswith("enrol")):
                 continue  # enrolment folds lack the enrolment clips: frames are scored on the full folds
             runs.append((modality, name))
-    work = []
-    for modality, name in runs:
-        spec = CLASSIFIERS[name]
-        splits, blocks = _splits(spec.input, folds[modality], folds, store, modality)
-        work.append((partial(make_classifier, name, random_state=SEED, blocks=blocks), splits, spec.groups))
+    def work():  # one run's splits at a time: frame sequences are built anew for every fold
+        for modality, name in runs:
+            spec = CLASSIFIERS[name]
+            splits, blocks = _splits(spec.input, folds[modality], folds, store, modality)
+            yield partial(make_classifier, name, random_state=SEED, blocks=blocks), splits, spec.groups
+
     results = []
     for (modality, name), fold_results in zip(runs, cross_validate_runs(
-            work, n_jobs=n_jobs, progress=progress, desc=f"evaluate {method} {protocol}")):
+            work(), n_jobs=n_jobs, progress=progress, desc=f"evaluate {method} {protocol}",
+            total=sum(len(folds[modality]) for modality, _ in runs))):
         spec = CLASSIFIERS[name]
         if spec.input == "sequence":
             labels = {"consumed": consumed(sequence_families(store, modality))}
@@ -446,35 +448,42 @@ def cross_validate(build, splits, *, groups: bool = False, n_jobs: int = 1) -> l
     return cross_validate_runs([(build, splits, groups)], n_jobs=n_jobs)[0]
 
 
-def cross_validate_runs(runs, *, n_jobs: int = 1, progress: bool = False, desc: str = "evaluate") -> list:
+def cross_validate_runs(runs, *, n_jobs: int = 1, progress: bool = False, desc: str = "evaluate",
+                        total=None) -> list:
     """``cross_validate`` of several runs, their fits in one queue of ``n_jobs`` workers, so no
     worker waits at the end of one classifier's folds for the next.
 
     Parameters
     ----------
-    runs : list of (build, splits, groups)
-        As ``cross_validate`` takes them.
+    runs : iterable of (build, splits, groups)
+        As ``cross_validate`` takes them; read one run at a time as the queue reaches it, so a
+        generator holds only the splits in flight.
     n_jobs : int
     progress : bool
         A progress bar over the fits.
     desc : str
         The bar's title.
+    total : int, optional
+        The number of fits, for the bar.
 
     Returns
     -------
     folds : list of list of dict
         Per run, ``cross_validate`` 's result.
     """
-    tasks = []
-    for k, (build, splits, groups) in enumerate(runs):
-        labels = sorted({*np.concatenate([np.concatenate([s.y_train, s.y_test]) for s in splits]).tolist()})
-        tasks += [(k, build, split, groups, labels) for split in splits]
-    jobs = max(1, min(n_jobs, len(tasks)))
-    results = [[] for _ in runs]
-    fits = joblib.Parallel(n_jobs=jobs, return_as="generator")(
-        joblib.delayed(on_one_thread)(_fit_and_score, *task[1:]) for task in tasks)
-    for (k, *_), fold in zip(tasks, tqdm(fits, total=len(tasks), disable=not progress, unit="fit", desc=desc)):
-        results[k].append(fold)
+    results, owners = [], []  # per run its folds; per task its run, in task order
+
+    def tasks():
+        for build, splits, groups in runs:
+            results.append([])
+            labels = sorted({*np.concatenate([np.concatenate([s.y_train, s.y_test]) for s in splits]).tolist()})
+            for split in splits:
+                owners.append(len(results) - 1)
+                yield joblib.delayed(on_one_thread)(_fit_and_score, build, split, groups, labels)
+
+    fits = joblib.Parallel(n_jobs=max(1, n_jobs), return_as="generator")(tasks())
+    for i, fold in enumerate(tqdm(fits, total=total, disable=not progress, unit="fit", desc=desc)):
+        results[owners[i]].append(fold)
     return results
 
 

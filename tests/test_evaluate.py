@@ -472,6 +472,20 @@ def test_cross_validation_scores_do_not_depend_on_workers():
     parallel = evaluate_module.cross_validate(build, splits, n_jobs=2)
     assert [f["fold"] for f in parallel] == [0, 1, 2, 3] and parallel == sequential
     assert np.mean([f["ua"] for f in sequential]) > 0.6
+    # several runs in one queue: each run's figures, in run and fold order, its splits read as the queue reaches them
+    events = []
+
+    def runs():
+        for name in ("logreg", "knn", "svm"):
+            events.append(f"built {name}")
+            yield (lambda name=name: events.append(f"fit {name}") or make_classifier(name, random_state=0)), splits, \
+                False
+
+    queued = evaluate_module.cross_validate_runs(runs(), total=12)
+    assert queued[0] == sequential and len(queued) == 3
+    assert queued[1] == evaluate_module.cross_validate(lambda: make_classifier("knn", random_state=0), splits)
+    assert events.index("built svm") > events.index("fit logreg")
+    assert evaluate_module.cross_validate_runs(runs(), n_jobs=2) == queued
 
 
 def test_tuned_svm_with_few_training_speakers():
