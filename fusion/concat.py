@@ -16,11 +16,11 @@ class MedianImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Missing values (NaN) -> the training median of their column; 0 for a column with none.
 
     The same values as scikit-learn's ``SimpleImputer(strategy="median",
-    keep_empty_features=True)``, computed with ``np.median`` over the complete columns and
-    ``np.nanmedian`` over those with gaps instead of masked arrays: on the thousands of
-    columns of a fused block, four times faster than the masked arrays and ten times faster
-    than ``np.nanmedian`` alone (which sorts column by column), and fusion fits once per fold
-    and inner split.
+    keep_empty_features=True)``, computed with ``np.median`` over the complete columns (one
+    partition of the matrix) and ``np.nanmedian`` over those with gaps (column by column)
+    instead of masked arrays: on 660 real-speech clips x 2,289 complete columns, 0.029 s of
+    CPU against 0.088 for the masked arrays and 0.052 for ``np.nanmedian`` alone, and fusion
+    fits once per fold and inner split.
 
     Attributes
     ----------
