@@ -152,7 +152,7 @@ def test_every_fit_runs_on_one_blas_thread(tmp_path, monkeypatch):
     ("mfa", {}),
     ("zebra", {"zebra__classifier": "knn", "zebra__budget": 20, "zebra__n_zebras": 4}),
     ("concat", {"stip_bow": 4}),
-    ("concat", {"speaker_norm": "enrol:2"}),
+    ("mfa", {"speaker_norm": "enrol:2"}),
 ])
 def test_folds_fitted_side_by_side_give_the_same_output(tmp_path, method, options):
     """jobs=2 fits folds in two worker processes: every fused fold and meta.json entry (MFA's
@@ -171,6 +171,27 @@ def test_folds_fitted_side_by_side_give_the_same_output(tmp_path, method, option
             assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
         elif name.suffix == ".json":
             assert json.loads((serial / name).read_text()) == json.loads((parallel / name).read_text())
+
+
+def test_plain_concatenation_fits_its_folds_in_this_process(tmp_path, monkeypatch):
+    """Worker start-up costs more than concatenation's folds: jobs=2 starts workers for MFA and a
+    STIP codebook only."""
+    import fusion.run as run
+
+    workers = []
+    original = run.Parallel
+
+    def recording_parallel(n_jobs, **kwargs):
+        workers.append(n_jobs)
+        return original(n_jobs=n_jobs, **kwargs)
+
+    monkeypatch.setattr(run, "Parallel", recording_parallel)
+    with FeatureStore.open(make_store(tmp_path, stip_points=True)) as store:
+        for method, options in (("concat", {}), ("concat", {"speaker_norm": "all"}), ("mfa", {}),
+                                ("concat", {"stip_bow": 4})):
+            workers.clear()
+            fuse(store, method, out_root=tmp_path / method, jobs=2, progress=False, **options)
+            assert workers and set(workers) == ({2} if method == "mfa" or options.get("stip_bow") else {1})
 
 
 def test_zebra_meta_names_the_selected_features_per_fold(tmp_path):
