@@ -140,9 +140,8 @@ def evaluate(dataset, method, classifiers, *, protocol=None, speaker_norm="none"
                                       progress=progress, n_jobs=n_jobs)
             results += table + evaluate_baselines(store, method_dir / name, warning=warning, n_jobs=n_jobs)
             if warning is None:  # selection only where no speaker is on both sides
-                scored = table_scores(method_dir / name, table, selection_classifiers(classifiers), mode)
                 figure = select_protocol(store, fused_root, name, folds_file["folds"], classifiers, mode,
-                                         existing, n_jobs, progress, table=scored)
+                                         existing, n_jobs, progress, table=table)
                 if figure and mode == "none":
                     selected[name] = figure
                 elif figure:
@@ -190,45 +189,39 @@ def protocol_candidates(fused_root: Path, protocol: str, folds: list, classifier
             log.warning("selection leaves out %s: its %s folds differ from the evaluated ones", directory.name,
                         protocol)
             continue
-        candidates += directory_candidates(directory / protocol, classifiers, mode)
+        for modality in MODALITY_ORDER:
+            meta_path = directory / protocol / modality / "meta.json"
+            if not meta_path.is_file():
+                continue
+            meta = json.loads(meta_path.read_text())
+            params = freeze_params(meta.get("requested_params", {}))
+            candidates += [Candidate(modality, meta["method"], params, name, mode, int(meta.get("seed", 0)),
+                                     int(meta.get("stip_bow") or 0))
+                           for name in classifiers]
     return list(dict.fromkeys(candidates))
 
 
-def directory_candidates(protocol_dir: Path, classifiers: list, mode="none") -> list:
-    """The candidates of one fused method's protocol directory: its modalities x ``classifiers``."""
-    candidates = []
-    for modality in MODALITY_ORDER:
-        meta_path = protocol_dir / modality / "meta.json"
-        if not meta_path.is_file():
-            continue
-        meta = json.loads(meta_path.read_text())
-        params = freeze_params(meta.get("requested_params", {}))
-        candidates += [Candidate(modality, meta["method"], params, name, mode, int(meta.get("seed", 0)),
-                                 int(meta.get("stip_bow") or 0))
-                       for name in classifiers]
-    return candidates
-
-
-def table_scores(protocol_dir: Path, entries: list, classifiers: list, mode="none") -> dict:
+def table_scores(entries: list, candidates: list) -> dict:
     """The outer scores the evaluation table already holds: Candidate -> {fold: figures}.
 
-    The table fitted each classifier on every fold of the fused method of ``protocol_dir``,
-    its fusion fitted on the same training clips: the same fit as selection's outer refit of
-    that candidate, so selection reads the figures instead of fitting again.
+    The table fitted each classifier on every fold of the evaluated fused method (entries of
+    method ``Candidate.method_dir``), its fusion fitted on the same training clips: the same
+    fit as selection's outer refit of that candidate, so selection reads the figures instead
+    of fitting again.  Sequence candidates are left out (the table reads their frames in
+    another way).
     """
-    by_run = {(e["modality"], e["classifier"]): e for e in entries if e["method"] == protocol_dir.parent.name}
-    return {candidate: {fold["fold"]: fold for fold in by_run[candidate.modality, candidate.classifier]["folds"]}
-            for candidate in directory_candidates(protocol_dir, classifiers, mode)
-            if (candidate.modality, candidate.classifier) in by_run}
+    by_run = {(e["method"], e["modality"], e["classifier"]): e for e in entries}
+    return {c: {fold["fold"]: fold for fold in by_run[c.method_dir, c.modality, c.classifier]["folds"]}
+            for c in candidates if not c.sequence and (c.method_dir, c.modality, c.classifier) in by_run}
 
 
-def select_protocol(store, fused_root, protocol, folds, classifiers, mode, existing, n_jobs, progress, table=None):
+def select_protocol(store, fused_root, protocol, folds, classifiers, mode, existing, n_jobs, progress, table=()):
     """The nested-selection figure of a protocol over its fused methods of adaptation ``mode``.
 
     A figure whose key (candidates, folds, store configuration and clips) matches the one in
-    ``existing`` metrics is reused.  ``table`` (Candidate -> {fold: figures}, ``table_scores``)
-    holds outer scores already measured.  None when there is no candidate or the folds have
-    too few training speakers.
+    ``existing`` metrics is reused.  ``table``: this evaluation's entries of the protocol,
+    whose outer scores selection reads (``table_scores``).  None when there is no candidate or
+    the folds have too few training speakers.
     """
     names = selection_classifiers(classifiers)
     if not names:
@@ -255,8 +248,8 @@ def select_protocol(store, fused_root, protocol, folds, classifiers, mode, exist
                                stip_bow=any(c.stip_bow for c in candidates),
                                frames={c.modality for c in candidates if c.sequence})
     try:
-        figure = nested_selection(corpus, folds, candidates, scored=table, n_jobs=n_jobs, progress=progress,
-                                  desc=f"select {protocol} {mode}")
+        figure = nested_selection(corpus, folds, candidates, scored=table_scores(table, candidates), n_jobs=n_jobs,
+                                  progress=progress, desc=f"select {protocol} {mode}")
     except EmofuseError as err:
         log.warning("no nested selection for %s (%s): %s", protocol, mode, err)
         return None
@@ -354,6 +347,7 @@ def evaluate_protocol(store, protocol_dir: Path, method: str, names: list, *, wa
             if spec.input == "sequence" and (modality not in framed or mode.startswith("enrol")):
                 continue  # enrolment folds lack the enrolment clips: frames are scored on the full folds
             runs.append((modality, name))
+
     def work():  # one run's splits at a time: frame sequences are built anew for every fold
         for modality, name in runs:
             spec = CLASSIFIERS[name]
