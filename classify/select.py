@@ -7,7 +7,8 @@ cross-validation over the fold's training speakers only (``GroupKFold`` with
 whole candidate on its inner-training clips: a STIP codebook (``stip_bow``), speaker
 adaptation, the fusion pipeline (so the supervised MFA and zebra steps never see the
 inner-test clips), then the classifier; one fusion fit per (fusion configuration, inner split)
-serves every classifier.  Sequence classifiers named by the user (``bilstm_sa``, ``omsn``)
+serves every classifier, and inner splits of different outer folds that train on the same
+speakers share one fit.  Sequence classifiers named by the user (``bilstm_sa``, ``omsn``)
 compete too, as candidates of method ``frames``: they read the modality's frame-level streams
 (``classify.frames``), not a fusion output, and are scored by the same inner folds.  The best
 candidate is refitted on the outer fold's training speakers and scored once on its test
@@ -142,63 +143,86 @@ def inner_splits(speakers, rows) -> list:
     return splits
 
 
-def _fit_fusion(corpus, key, train, test):
+def _fit_fusion(corpus, key, train, tests):
     """[Fit a STIP codebook,] adapt, fit the fusion pipeline of ``key`` (``Candidate.fusion_key``)
-    on ``train``, transform.  A sequence key (method ``frames``) has no fusion: the clips' frame
-    sequences as they are.
+    on ``train``, transform the training clips and each of ``tests`` (list of masks).  A
+    sequence key (method ``frames``) has no fusion: the clips' frame sequences as they are.
 
-    Returns (pipeline or None, Z_train, Z_scored, scored mask).
+    Each test side is adapted and transformed on its own, exactly as if it were the only one:
+    a training clip's adapted values depend only on its own speaker's training clips.
+
+    Returns (pipeline or None, Z_train, [(Z_scored or None, scored mask) per test side]).
     """
     present = corpus.present(key.modality)
-    train, test = train & present, test & present
+    train = train & present
     if key.method == SEQUENCE_METHOD:
         sequences = corpus.sequences[key.modality][0]
         return (None, [sequences[i] for i in np.flatnonzero(train)],
-                [sequences[i] for i in np.flatnonzero(test)] if test.any() else None, test)
+                [([sequences[i] for i in np.flatnonzero(test & present)] if (test & present).any() else None,
+                  test & present) for test in tests])
     X, names, blocks, _ = corpus.fusion_input(key, train)
-    Xa, scored = adapt(X, corpus.ids, corpus.speakers, train, test, key.speaker_norm, seed=key.seed)
+    Xa, _ = adapt(X, corpus.ids, corpus.speakers, train, np.zeros_like(train), key.speaker_norm, seed=key.seed)
     pipeline = key.pipeline(blocks, names)
     pipeline.fit(Xa[train], corpus.labels[train], groups=corpus.speakers[train])
-    # float32, as the fused folds and the saved model hold them
-    Z_scored = np.asarray(pipeline.transform(Xa[scored]), np.float32) if scored.any() else None
-    return pipeline, np.asarray(pipeline.transform(Xa[train]), np.float32), Z_scored, scored
+    transformed = []
+    for test in tests:
+        Xt, scored = adapt(X, corpus.ids, corpus.speakers, train, test & present, key.speaker_norm, seed=key.seed)
+        # float32, as the fused folds and the saved model hold them
+        transformed.append((np.asarray(pipeline.transform(Xt[scored]), np.float32) if scored.any() else None, scored))
+    return pipeline, np.asarray(pipeline.transform(Xa[train]), np.float32), transformed
 
 
-def _inner_split_scores(corpus, key, classifiers, train, test):
-    """Per classifier of one fusion configuration: UA on one inner split (``train``, ``test``)."""
+def _inner_split_scores(corpus, key, classifiers, train, tests):
+    """Per test side in ``tests``, per classifier of one fusion configuration: UA of the
+    classifier fitted once on ``train``."""
     present = corpus.present(key.modality)
     labels = sorted(set(corpus.labels.tolist()))
-    _, Z_train, Z_test, scored = _fit_fusion(corpus, key, train, test)
-    scores = {}
+    _, Z_train, transformed = _fit_fusion(corpus, key, train, tests)
+    scores = [{} for _ in tests]
     for _, name in classifiers:
         estimator = fit_classifier(name, Z_train, corpus.labels[train & present], corpus.speakers[train & present])
-        y_pred = np.asarray(estimator.predict(Z_test)).astype(str)
-        scores[name] = fold_scores(corpus.labels[scored], y_pred, labels)["ua"]
+        for by_name, (Z_test, scored) in zip(scores, transformed):
+            y_pred = np.asarray(estimator.predict(Z_test)).astype(str)
+            by_name[name] = fold_scores(corpus.labels[scored], y_pred, labels)["ua"]
     return scores
 
 
 def _inner_tasks(corpus, groups, sides) -> list:
     """The inner CV of every fusion configuration in ``groups`` within each training side of
-    ``sides`` (list of (train, test) masks), one task per (side, configuration, inner split),
-    so that the workers stay busy even where there is one side (``select_model``) or one
-    configuration: a list of ((side index, configuration), (function, args))."""
-    return [((k, key), (_inner_split_scores, (corpus, key, members, inner_train, inner_test)))
-            for k, (train, _) in enumerate(sides) for key, members in groups.items()
-            for inner_train, inner_test in inner_splits(corpus.speakers, train & corpus.present(key.modality))]
+    ``sides`` (list of (train, test) masks), one task per distinct (configuration, inner
+    training clips), so that the workers stay busy even where there is one side
+    (``select_model``) or one configuration.  Inner splits of different outer folds that
+    train on the same clips share one fit, scored on each split's own test clips: under LOSO
+    on 12 speakers, 11 of the 48 inner splits repeat another's training speakers.
+
+    Returns a list of ([(side index, configuration, inner split index) per test side],
+    (function, args)).
+    """
+    planned = {}
+    for k, (train, _) in enumerate(sides):
+        for key, members in groups.items():
+            splits = inner_splits(corpus.speakers, train & corpus.present(key.modality))
+            for i, (inner_train, inner_test) in enumerate(splits):
+                owners, tests = planned.setdefault((key, inner_train.tobytes()), (members, inner_train, [], []))[2:]
+                owners.append((k, key, i))
+                tests.append(inner_test)
+    return [(owners, (_inner_split_scores, (corpus, key, members, train, tests)))
+            for (key, _), (members, train, owners, tests) in planned.items()]
 
 
 def _inner_scores(groups, n_sides, tasks, n_jobs, bar) -> list:
     """Run ``tasks`` (``_inner_tasks``): per side, {candidate index: mean inner UA}."""
     by_owner = {}
-    for (owner, _), by_name in zip(tasks, _run([task for _, task in tasks], n_jobs, bar)):
-        by_owner.setdefault(owner, []).append(by_name)
-    return [{index: float(np.mean([split[name] for split in by_owner[k, key]]))
+    for (owners, _), by_test in zip(tasks, _run([task for _, task in tasks], n_jobs, bar)):
+        for (k, key, i), by_name in zip(owners, by_test):
+            by_owner.setdefault((k, key), {})[i] = by_name
+    return [{index: float(np.mean([split[name] for _, split in sorted(by_owner[k, key].items())]))
              for key, members in groups.items() for index, name in members} for k in range(n_sides)]
 
 
 def _outer_score(corpus, candidate, train, test, fold_id, labels):
     """Refit ``candidate`` on ``train`` and score it once on ``test``: one fold's figures."""
-    _, Z_train, Z_test, scored = _fit_fusion(corpus, candidate.fusion_key, train, test)
+    _, Z_train, [(Z_test, scored)] = _fit_fusion(corpus, candidate.fusion_key, train, [test])
     rows = train & corpus.present(candidate.modality)
     estimator = fit_classifier(candidate.classifier, Z_train, corpus.labels[rows], corpus.speakers[rows])
     y_pred = np.asarray(estimator.predict(Z_test)).astype(str)
@@ -326,7 +350,7 @@ def fit_model(corpus, candidate, rows=None) -> FittedModel:
     key = candidate.fusion_key
     rows = corpus.present(candidate.modality) & (True if rows is None else rows)
     if candidate.sequence:
-        _, sequences, _, _ = _fit_fusion(corpus, key, rows, np.zeros_like(rows))
+        _, sequences, _ = _fit_fusion(corpus, key, rows, [])
         estimator = fit_classifier(candidate.classifier, sequences, corpus.labels[rows], corpus.speakers[rows],
                                    probabilities=True)
         widths = corpus.sequences[candidate.modality][1]

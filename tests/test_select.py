@@ -73,26 +73,43 @@ def test_test_speakers_do_not_influence_the_choice():
     assert other["folds"][0]["ua"] != honest["folds"][0]["ua"]
 
 
-def test_fusion_is_refitted_once_per_inner_split_on_inner_training_clips(monkeypatch):
-    """Supervised fusion (MFA) is fitted on inner-training clips only, once per split for all classifiers."""
+def test_fusion_is_refitted_once_per_inner_training_side_on_inner_training_clips(monkeypatch):
+    """Supervised fusion (MFA) is fitted on inner-training clips only, once per distinct inner
+    training side for all classifiers and outer folds."""
     corpus = make_corpus()
     folds = loso(corpus)[:2]
     fitted_on = []
     original = SpeakerPipeline.fit
 
     def recording_fit(self, X, y=None, groups=None):
-        fitted_on.append(set(groups.tolist()))
+        fitted_on.append(frozenset(groups.tolist()))
         return original(self, X, y, groups)
 
     monkeypatch.setattr(SpeakerPipeline, "fit", recording_fit)
     nested_selection(corpus, folds, candidates(("audio",), ("logreg", "knn", "svm"), method="mfa"), progress=False)
-    # per outer fold: 4 inner splits + the refit of the chosen candidate, whatever the number of classifiers
-    assert len(fitted_on) == 2 * (4 + 1)
-    for k, fold in enumerate(folds):
-        test_speaker = f"s{k}"
-        for speakers in fitted_on[k * 4:(k + 1) * 4]:
-            assert test_speaker not in speakers and len(speakers) in (3, 4)  # 5 training speakers in 4 inner folds
-    assert all(f"s{k}" not in speakers for k, speakers in zip((0, 1), fitted_on[8:]))
+    inner = [[frozenset(corpus.speakers[train].tolist()) for train, _ in select.inner_splits(corpus.speakers, side)]
+             for side in (corpus.speakers != "s0", corpus.speakers != "s1")]
+    assert [len(sides) for sides in inner] == [4, 4]  # min(4, 5 training speakers)
+    assert set(inner[0]) & set(inner[1]) == {frozenset({"s2", "s3", "s4"})}
+    # 4 + 4 inner splits, one training side shared by both folds, then each fold's refit
+    assert len(fitted_on) == 7 + 2
+    assert sorted(fitted_on[:7], key=sorted) == sorted(set(inner[0]) | set(inner[1]), key=sorted)
+    assert all(f"s{k}" not in speakers for k, speakers in zip((0, 1), fitted_on[7:]))
+
+
+@pytest.mark.parametrize("speaker_norm", ["none", "enrol:2"])
+def test_shared_inner_fits_score_each_fold_as_if_it_were_alone(speaker_norm):
+    """Folds whose inner splits train on the same clips share one fit; every inner and outer
+    figure is what the fold gives on its own."""
+    corpus = make_corpus()
+    folds = loso(corpus)[:3]
+    compared = [Candidate(m, "concat", (), c, speaker_norm=speaker_norm)
+                for m in ("audio", "fused") for c in ("logreg", "knn", "rf")]
+    together = nested_selection(corpus, folds, compared, progress=False)
+    alone = [nested_selection(corpus, [fold], compared, progress=False) for fold in folds]
+    assert together["chosen"] == [a["chosen"][0] for a in alone]
+    assert together["folds"] == [a["folds"][0] for a in alone]
+    assert len(set(c["inner_ua"] for c in together["chosen"])) > 1
 
 
 def test_selection_needs_two_training_speakers():
