@@ -131,6 +131,7 @@ def evaluate(dataset, method, classifiers, *, protocol=None, speaker_norm="none"
     report_dir = Path(reports_dir) / dataset
     existing = report.read_metrics(report_dir / "metrics.json")
     selected, adaptive = {}, {}
+    ahead = {}  # select_model's inner scores that selection measures on the way
     with FeatureStore.open(store_path(dataset, cache_dir)) as store:
         results = []
         for name in protocols:
@@ -141,7 +142,7 @@ def evaluate(dataset, method, classifiers, *, protocol=None, speaker_norm="none"
             results += table + evaluate_baselines(store, method_dir / name, warning=warning, n_jobs=n_jobs)
             if warning is None:  # selection only where no speaker is on both sides
                 figure = select_protocol(store, fused_root, name, folds_file["folds"], classifiers, mode,
-                                         existing, n_jobs, progress, table=table)
+                                         existing, n_jobs, progress, table=table, ahead=ahead)
                 if figure and mode == "none":
                     selected[name] = figure
                 elif figure:
@@ -151,7 +152,8 @@ def evaluate(dataset, method, classifiers, *, protocol=None, speaker_norm="none"
                                "eGeMAPS baseline; for bilstm_sa the store needs frame-level sequences")
         metrics = report.merge_metrics(existing, results, dataset, selected=selected, selected_adaptive=adaptive)
         draw_fused_space(method_dir / protocols[0], method_dir.name, report_dir)
-        metrics["model"] = save_model(store, metrics, report_dir / MODEL_FILE, n_jobs=n_jobs, progress=progress)
+        metrics["model"] = save_model(store, metrics, report_dir / MODEL_FILE, ahead=ahead, n_jobs=n_jobs,
+                                      progress=progress)
     report.write_metrics(report_dir / "metrics.json", metrics)
     report_path = report.write_report(report_dir, metrics, changed={(r["protocol"], r["method"]) for r in results})
     return {"results": results, "selected": selected, "selected_adaptive": adaptive,
@@ -215,13 +217,14 @@ def table_scores(entries: list, candidates: list) -> dict:
             for c in candidates if not c.sequence and (c.method_dir, c.modality, c.classifier) in by_run}
 
 
-def select_protocol(store, fused_root, protocol, folds, classifiers, mode, existing, n_jobs, progress, table=()):
+def select_protocol(store, fused_root, protocol, folds, classifiers, mode, existing, n_jobs, progress, table=(),
+                    ahead=None):
     """The nested-selection figure of a protocol over its fused methods of adaptation ``mode``.
 
     A figure whose key (candidates, folds, store configuration and clips) matches the one in
     ``existing`` metrics is reused.  ``table``: this evaluation's entries of the protocol,
-    whose outer scores selection reads (``table_scores``).  None when there is no candidate or
-    the folds have too few training speakers.
+    whose outer scores selection reads (``table_scores``); ``ahead``: see ``nested_selection``.
+    None when there is no candidate or the folds have too few training speakers.
     """
     names = selection_classifiers(classifiers)
     if not names:
@@ -248,8 +251,8 @@ def select_protocol(store, fused_root, protocol, folds, classifiers, mode, exist
                                stip_bow=any(c.stip_bow for c in candidates),
                                frames={c.modality for c in candidates if c.sequence})
     try:
-        figure = nested_selection(corpus, folds, candidates, scored=table_scores(table, candidates), n_jobs=n_jobs,
-                                  progress=progress, desc=f"select {protocol} {mode}")
+        figure = nested_selection(corpus, folds, candidates, scored=table_scores(table, candidates), ahead=ahead,
+                                  n_jobs=n_jobs, progress=progress, desc=f"select {protocol} {mode}")
     except EmofuseError as err:
         log.warning("no nested selection for %s (%s): %s", protocol, mode, err)
         return None
@@ -257,7 +260,7 @@ def select_protocol(store, fused_root, protocol, folds, classifiers, mode, exist
         {"adaptation": ADAPTIVE_LABEL} if mode != "none" else {})
 
 
-def save_model(store, metrics: dict, path: Path, *, n_jobs=1, progress=True):
+def save_model(store, metrics: dict, path: Path, *, ahead=None, n_jobs=1, progress=True):
     """Choose and refit the model on all clips with the candidates of the headline selection.
 
     The reference protocol is the first speaker-independent one with a ``selected`` figure
@@ -265,7 +268,8 @@ def save_model(store, metrics: dict, path: Path, *, n_jobs=1, progress=True):
     speaker-grouped CV over all speakers and the winner is refitted on all clips
     (``select.select_model``).  Its adaptive candidates (``all`` mode, else the first
     enrolment mode) give the model's speaker-adaptive variant.  A variant is refitted only
-    when its candidates, the store's configuration or its clips changed.
+    when its candidates, the store's configuration or its clips changed.  ``ahead``: inner
+    scores that this run's selection measured (``select.select_model``).
 
     Returns
     -------
@@ -297,7 +301,8 @@ def save_model(store, metrics: dict, path: Path, *, n_jobs=1, progress=True):
             fitted[variant], selection[variant] = saved.variants[variant], saved.selection[variant]
             continue
         candidates = [Candidate.from_description(c) for c in described]
-        fitted[variant], selection[variant] = select_model(corpus, candidates, n_jobs=n_jobs, progress=progress)
+        fitted[variant], selection[variant] = select_model(corpus, candidates, ahead=ahead,
+                                                           n_jobs=n_jobs, progress=progress)
         selection[variant].pop("candidates")
         selection[variant]["key"] = keys[variant]
     model = SavedModel(store.dataset, store.config, store.config_hash, fitted, selection)

@@ -187,7 +187,7 @@ def _inner_split_scores(corpus, key, classifiers, train, tests):
     return scores
 
 
-def _inner_tasks(corpus, groups, sides) -> list:
+def _inner_tasks(corpus, groups, sides, ahead=False) -> list:
     """The inner CV of every fusion configuration in ``groups`` within each training side of
     ``sides`` (list of (train, test) masks), one task per distinct (configuration, inner
     training clips), so that the workers stay busy even where there is one side
@@ -195,11 +195,16 @@ def _inner_tasks(corpus, groups, sides) -> list:
     train on the same clips share one fit, scored on each split's own test clips: under LOSO
     on 12 speakers, 11 of the 48 inner splits repeat another's training speakers.
 
+    With ``ahead``, ``select_model``'s inner splits (over all clips, side ``len(sides)``) are
+    scored too where one of these fits trains on the same clips (under LOSO on 12 speakers, 2
+    of its 4), for the cost of one more transform and prediction.
+
     Returns a list of ([(side index, configuration, inner split index) per test side],
     (function, args)).
     """
     planned = {}
-    for k, (train, _) in enumerate(sides):
+    everything = [(np.ones(len(corpus.ids), bool), None)] if ahead else []
+    for k, (train, _) in enumerate(sides + everything):
         for key, members in groups.items():
             splits = inner_splits(corpus.speakers, train & corpus.present(key.modality))
             for i, (inner_train, inner_test) in enumerate(splits):
@@ -207,17 +212,30 @@ def _inner_tasks(corpus, groups, sides) -> list:
                 owners.append((k, key, i))
                 tests.append(inner_test)
     return [(owners, (_inner_split_scores, (corpus, key, members, train, tests)))
-            for (key, _), (members, train, owners, tests) in planned.items()]
+            for (key, _), (members, train, owners, tests) in planned.items()
+            if any(k < len(sides) for k, _, _ in owners)]
 
 
-def _inner_scores(groups, n_sides, tasks, n_jobs, bar) -> list:
-    """Run ``tasks`` (``_inner_tasks``): per side, {candidate index: mean inner UA}."""
+def _inner_scores(tasks, n_jobs, bar) -> dict:
+    """Run ``tasks`` (``_inner_tasks``): {(side index, configuration): {inner split index:
+    {classifier: UA}}}."""
     by_owner = {}
     for (owners, _), by_test in zip(tasks, _run([task for _, task in tasks], n_jobs, bar)):
         for (k, key, i), by_name in zip(owners, by_test):
             by_owner.setdefault((k, key), {})[i] = by_name
-    return [{index: float(np.mean([split[name] for _, split in sorted(by_owner[k, key].items())]))
-             for key, members in groups.items() for index, name in members} for k in range(n_sides)]
+    return by_owner
+
+
+def _mean_scores(groups, by_owner, k) -> dict:
+    """Side ``k``'s {candidate index: mean inner UA} from ``_inner_scores``."""
+    return {index: float(np.mean([split[name] for _, split in sorted(by_owner[k, key].items())]))
+            for key, members in groups.items() for index, name in members}
+
+
+def _split_key(corpus, key, train, test) -> tuple:
+    """One inner split of configuration ``key``, named by its clips so that it holds across
+    the ``Corpus`` objects of one store."""
+    return (key, *(hashlib.sha1(corpus.ids[mask].astype(str).tobytes()).hexdigest() for mask in (train, test)))
 
 
 def _outer_score(corpus, candidate, train, test, fold_id, labels):
@@ -255,7 +273,8 @@ def on_one_thread(function, *args):
         return function(*args)
 
 
-def nested_selection(corpus, folds, candidates, *, scored=None, n_jobs=1, progress=True, desc="select") -> dict:
+def nested_selection(corpus, folds, candidates, *, scored=None, ahead=None, n_jobs=1, progress=True,
+                     desc="select") -> dict:
     """Nested selection over ``candidates`` on the outer ``folds`` of a protocol.
 
     Parameters
@@ -268,6 +287,10 @@ def nested_selection(corpus, folds, candidates, *, scored=None, n_jobs=1, progre
         Candidate -> {outer fold id: figures}: outer scores already measured by the same fit
         (the evaluation table's), used instead of refitting the chosen candidate where the
         labels scored are the same.
+    ahead : dict, optional
+        Filled with the inner UA of ``select_model``'s splits (inner folds over all clips)
+        that one of this selection's fits trains on; ``select_model(ahead=...)`` reads them
+        instead of refitting.
     n_jobs : int
         joblib workers over (outer fold x fusion configuration x inner split) and the
         outer refits.
@@ -293,10 +316,15 @@ def nested_selection(corpus, folds, candidates, *, scored=None, n_jobs=1, progre
     labels = sorted(set(corpus.labels.tolist()))
     sides = [(np.isin(corpus.ids, f["train_ids"]), np.isin(corpus.ids, f["test_ids"])) for f in folds]
     # A single candidate is chosen whatever its inner score: no inner CV to run.
-    tasks = [] if len(candidates) == 1 else _inner_tasks(corpus, groups, sides)
+    tasks = [] if len(candidates) == 1 else _inner_tasks(corpus, groups, sides, ahead=ahead is not None)
     with tqdm(total=len(tasks) + len(folds), disable=not progress, unit="fit",
               desc=f"{desc}: {len(folds)} outer folds x {len(candidates)} candidates") as bar:
-        chosen = [_choose(scores) for scores in _inner_scores(groups, len(sides), tasks, n_jobs, bar)] if tasks else []
+        by_owner = _inner_scores(tasks, n_jobs, bar)
+        chosen = [_choose(_mean_scores(groups, by_owner, k)) for k in range(len(sides))] if tasks else []
+        for key in groups if ahead is not None and tasks else ():  # select_model's splits scored on the way
+            for i, (train, test) in enumerate(inner_splits(corpus.speakers, corpus.present(key.modality))):
+                if i in by_owner.get((len(sides), key), {}):
+                    ahead[_split_key(corpus, key, train, test)] = by_owner[len(sides), key][i]
         chosen = chosen or [(0, None)] * len(folds)
         known = [(scored or {}).get(candidates[index], {}).get(fold["fold"]) for (index, _), fold in zip(chosen, folds)]
         known = [figures if figures and list(figures["per_class"]) == labels else None for figures in known]
@@ -314,8 +342,11 @@ def nested_selection(corpus, folds, candidates, *, scored=None, n_jobs=1, progre
             "candidates": [c.describe() for c in candidates], "how": HOW, "n_inner_folds": n_inner}
 
 
-def select_model(corpus, candidates, *, n_jobs=1, progress=True) -> tuple:
+def select_model(corpus, candidates, *, ahead=None, n_jobs=1, progress=True) -> tuple:
     """Choose among ``candidates`` by inner CV over all speakers and refit the winner on all clips.
+
+    ``ahead``: inner scores measured by ``nested_selection(ahead=...)`` on the same store; a
+    fit whose every split is there is not run again.
 
     Returns
     -------
@@ -327,9 +358,20 @@ def select_model(corpus, candidates, *, n_jobs=1, progress=True) -> tuple:
     """
     groups = group_candidates(candidates)
     tasks = _inner_tasks(corpus, groups, [(np.ones(len(corpus.ids), bool), None)]) if len(candidates) > 1 else []
-    with tqdm(total=len(tasks) + 1, disable=not progress, unit="fit",
+    known, to_run = {}, []
+    for owners, task in tasks:
+        _, key, members, train, tests = task[1]
+        found = [(ahead or {}).get(_split_key(corpus, key, train, test)) for test in tests]
+        if all(f and {name for _, name in members} <= set(f) for f in found):
+            known.update(zip(owners, found))
+        else:
+            to_run.append((owners, task))
+    with tqdm(total=len(to_run) + 1, disable=not progress, unit="fit",
               desc=f"model: {len(candidates)} candidates on all clips") as bar:
-        index, score = _choose(_inner_scores(groups, 1, tasks, n_jobs, bar)[0]) if tasks else (0, None)
+        by_owner = _inner_scores(to_run, n_jobs, bar)
+        for (k, key, i), by_name in known.items():
+            by_owner.setdefault((k, key), {})[i] = by_name
+        index, score = _choose(_mean_scores(groups, by_owner, 0)) if tasks else (0, None)
         candidate = candidates[index]
         model = on_one_thread(fit_model, corpus, candidate)
         bar.update()

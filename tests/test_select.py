@@ -112,6 +112,29 @@ def test_shared_inner_fits_score_each_fold_as_if_it_were_alone(speaker_norm):
     assert len(set(c["inner_ua"] for c in together["chosen"])) > 1
 
 
+def test_the_model_reads_the_inner_scores_selection_measured_on_the_way(monkeypatch):
+    """Inner splits over all speakers that a selection fit trains on are scored by that fit:
+    the model's choice and inner UA are the same, with fewer fits."""
+    corpus = make_corpus()
+    compared = candidates(("audio", "fused"), ("logreg", "knn"))
+    fits = []
+    original = select._inner_split_scores
+
+    def counting(*args):
+        fits.append(args[1])
+        return original(*args)
+
+    monkeypatch.setattr(select, "_inner_split_scores", counting)
+    _, alone = select.select_model(corpus, compared, progress=False)
+    n_alone = len(fits)
+    ahead = {}
+    nested_selection(corpus, loso(corpus), compared, ahead=ahead, progress=False)
+    fits.clear()
+    _, read = select.select_model(corpus, compared, ahead=ahead, progress=False)
+    assert n_alone == 2 * 4 and ahead and len(fits) == n_alone - len(ahead)
+    assert read == alone and alone["chosen"]["modality"] == "audio"
+
+
 def test_selection_needs_two_training_speakers():
     corpus = make_corpus(n_speakers=2)
     with pytest.raises(EmofuseError, match="at least 2 training speakers, got 1"):
