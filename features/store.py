@@ -49,7 +49,7 @@ from .stream import Stream
 SCHEMA = "emofuse-features/3"
 FAILURE_COLUMNS = ["clip_id", "stage", "path", "error"]
 _STR = h5py.string_dtype()
-COPY_BYTES = 4 << 20
+COPY_BYTES = 1 << 20
 """The most bytes of features a merge reads at once, and that a store writer buffers per family."""
 _NO_CHUNK_CACHE = {"rdcc_nbytes": 0}
 """h5py.File options of a merge: it reads and writes each chunk once, in blocks of many chunks,
@@ -353,47 +353,46 @@ def merge_stores(target, sources, *, corpus=None, keep=None) -> None:
     keep : set of str or None
         Clip ids to keep (stored rows and failures); None: all.
     """
-    handles = [h5py.File(s, "r", **_NO_CHUNK_CACHE) for s in sources]
-    try:
-        stores = [FeatureStore(h, include_stale=True) for h in handles]
-        first = stores[0]
-        if any(s.config_hash != first.config_hash for s in stores):
-            raise StoreError(f"cannot merge stores of different configurations into {target}")
-        roots = {s.corpus["root"] for s in stores} - {""}
-        if corpus is None and len(roots) > 1:
-            raise StoreError(f"cannot merge stores of different corpora into {target}: {', '.join(sorted(roots))}")
-        corpus = corpus or next((s.corpus for s in reversed(stores) if s.corpus["root"]), None)
-        # 1. The newest source mentioning each clip decides its row and its failures.
-        latest, owner = {}, {}
-        for i, store in enumerate(stores):
-            for clip_id in store.failures["clip_id"]:
-                latest[clip_id] = i
-            for row, clip_id in enumerate(store.clips["clip_id"]):
-                latest[clip_id] = i
-                owner[clip_id] = (i, row)
-        if keep is not None:
-            latest = {c: i for c, i in latest.items() if c in keep}
-        order = sorted(c for c, (i, _) in owner.items() if i == latest.get(c))
-        rows = _rows_by_source(order, owner)
-        # 2. The clip table, column by column; failures of each clip from its newest source only.
-        clips = pd.DataFrame({column: _merged_column(stores, rows, column, len(order))
-                              for column in dict.fromkeys(c for s in stores for c in s.clips.columns)})
-        failures = pd.concat(
-            [s.failures[s.failures["clip_id"].map(latest) == i] for i, s in enumerate(stores)],
-            ignore_index=True,
-        ).drop_duplicates().sort_values(["clip_id", "stage"], kind="stable")
-        functionals, sequences = {}, {}
-        for store in stores:
+    # Each source's clip table, failures and families, one file open at a time: HDF5 keeps a
+    # metadata cache per open file (16 shards open at once held 20 MiB more).
+    stores, functionals, sequences = [], {}, {}
+    for source in sources:
+        with h5py.File(source, "r", **_NO_CHUNK_CACHE) as handle:
+            store = FeatureStore(handle, include_stale=True)
             for family in store.families():
-                group = store._h5["functionals"][family]
+                group = handle["functionals"][family]
                 functionals.setdefault(family, (str(group.attrs["modality"]), _read_strings(group["names"])))
             for family in store.sequence_families():
-                group = store._h5["sequences"][family]
+                group = handle["sequences"][family]
                 sequences.setdefault(family, (str(group.attrs["modality"]), _read_strings(group["names"]),
                                               str(group.attrs["unit"])))
-    finally:
-        for h in handles:
-            h.close()
+        stores.append(store)
+    first = stores[0]
+    if any(s.config_hash != first.config_hash for s in stores):
+        raise StoreError(f"cannot merge stores of different configurations into {target}")
+    roots = {s.corpus["root"] for s in stores} - {""}
+    if corpus is None and len(roots) > 1:
+        raise StoreError(f"cannot merge stores of different corpora into {target}: {', '.join(sorted(roots))}")
+    corpus = corpus or next((s.corpus for s in reversed(stores) if s.corpus["root"]), None)
+    # 1. The newest source mentioning each clip decides its row and its failures.
+    latest, owner = {}, {}
+    for i, store in enumerate(stores):
+        for clip_id in store.failures["clip_id"]:
+            latest[clip_id] = i
+        for row, clip_id in enumerate(store.clips["clip_id"]):
+            latest[clip_id] = i
+            owner[clip_id] = (i, row)
+    if keep is not None:
+        latest = {c: i for c, i in latest.items() if c in keep}
+    order = sorted(c for c, (i, _) in owner.items() if i == latest.get(c))
+    rows = _rows_by_source(order, owner)
+    # 2. The clip table, column by column; failures of each clip from its newest source only.
+    clips = pd.DataFrame({column: _merged_column(stores, rows, column, len(order))
+                          for column in dict.fromkeys(c for s in stores for c in s.clips.columns)})
+    failures = pd.concat(
+        [s.failures[s.failures["clip_id"].map(latest) == i] for i, s in enumerate(stores)],
+        ignore_index=True,
+    ).drop_duplicates().sort_values(["clip_id", "stage"], kind="stable")
     with atomic_path(target) as tmp, h5py.File(tmp, "w", **_NO_CHUNK_CACHE) as h5:
         _write_header(h5, first.dataset, first.config, first.config_hash, first.versions, clips, failures, corpus)
         del clips, failures
