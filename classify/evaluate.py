@@ -335,8 +335,9 @@ def evaluate_protocol(store, protocol_dir: Path, method: str, names: list, *, wa
     its results are labelled with method ``frames`` (``SEQUENCE_METHOD``) whatever
     ``method`` is: evaluating two methods gives that row once, not twice under two names.
     A ``blocks`` classifier runs on the fused modality with the fold's audio and video
-    outputs side by side (labelled ``BLOCKS_WITHOUT_TEXT`` when the store also has text).  ``warning`` (a split that is not speaker-independent) and the
-    adaptation label of an adaptive ``method`` go into every entry.
+    outputs side by side (labelled ``BLOCKS_WITHOUT_TEXT`` when the store also has text).
+    ``warning`` (a split that is not speaker-independent) and the adaptation label of an
+    adaptive ``method`` go into every entry.
     """
     folds_file = json.loads((protocol_dir / "folds.json").read_text())
     protocol = folds_file["protocol"]

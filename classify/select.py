@@ -235,7 +235,7 @@ def _mean_scores(groups, by_owner, k) -> dict:
 def _split_key(corpus, key, train, test) -> tuple:
     """One inner split of configuration ``key``, named by its clips so that it holds across
     the ``Corpus`` objects of one store."""
-    return (key, *(hashlib.sha1(corpus.ids[mask].astype(str).tobytes()).hexdigest() for mask in (train, test)))
+    return (key, *(hashlib.sha1("\0".join(corpus.ids[mask].tolist()).encode()).hexdigest() for mask in (train, test)))
 
 
 def _outer_score(corpus, candidate, train, test, fold_id, labels):
