@@ -321,10 +321,10 @@ def nested_selection(corpus, folds, candidates, *, scored=None, ahead=None, n_jo
               desc=f"{desc}: {len(folds)} outer folds x {len(candidates)} candidates") as bar:
         by_owner = _inner_scores(tasks, n_jobs, bar)
         chosen = [_choose(_mean_scores(groups, by_owner, k)) for k in range(len(sides))] if tasks else []
-        for key in groups if ahead is not None and tasks else ():  # select_model's splits scored on the way
-            for i, (train, test) in enumerate(inner_splits(corpus.speakers, corpus.present(key.modality))):
-                if i in by_owner.get((len(sides), key), {}):
-                    ahead[_split_key(corpus, key, train, test)] = by_owner[len(sides), key][i]
+        for owners, (_, (_, key, _, train, tests)) in tasks if ahead is not None else ():
+            for (k, _, i), test in zip(owners, tests):
+                if k == len(sides):  # one of select_model's splits, scored on the way
+                    ahead[_split_key(corpus, key, train, test)] = by_owner[k, key][i]
         chosen = chosen or [(0, None)] * len(folds)
         known = [(scored or {}).get(candidates[index], {}).get(fold["fold"]) for (index, _), fold in zip(chosen, folds)]
         known = [figures if figures and list(figures["per_class"]) == labels else None for figures in known]
