@@ -359,13 +359,13 @@ def merge_stores(target, sources, *, corpus=None, keep=None) -> None:
     for source in sources:
         with h5py.File(source, "r", **_NO_CHUNK_CACHE) as handle:
             store = FeatureStore(handle, include_stale=True)
-            for family in store.families():
+            for family in [f for f in store.families() if f not in functionals]:  # the first source's names
                 group = handle["functionals"][family]
-                functionals.setdefault(family, (str(group.attrs["modality"]), _read_strings(group["names"])))
-            for family in store.sequence_families():
+                functionals[family] = (str(group.attrs["modality"]), _read_strings(group["names"]))
+            for family in [f for f in store.sequence_families() if f not in sequences]:
                 group = handle["sequences"][family]
-                sequences.setdefault(family, (str(group.attrs["modality"]), _read_strings(group["names"]),
-                                              str(group.attrs["unit"])))
+                sequences[family] = (str(group.attrs["modality"]), _read_strings(group["names"]),
+                                     str(group.attrs["unit"]))
         stores.append(store)
     first = stores[0]
     if any(s.config_hash != first.config_hash for s in stores):
