@@ -337,17 +337,17 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def bench_corpus(speech: list, video: list, sizes, workdir: Path, n_speech: int, av_clips: int = 192) -> dict:
-    """Whole runs: the video clips (with their audio tracks) replicated to ``av_clips``
-    audio-visual clips, the whole speech set (JOBS=2, and through a local Dask scheduler with
-    two single-threaded workers), and the speech set replicated to each of ``sizes``.
+def bench_av_run(video: list, workdir: Path, av_clips: int = 192) -> dict:
+    """The whole run of the video clips (with their audio tracks) replicated to ``av_clips``
+    audio-visual clips."""
+    return extract_run(replicate(video, av_clips, "01", workdir / "av"), workdir / "cache-av")
 
-    The audio-visual run comes first, nearest its step figures: minutes of load slow this
-    machine's cores (the same 64-clip run took 8 % more CPU per clip right after the
-    2,400-clip run than before it), which would be counted as the run's overhead."""
-    runs = {"av": extract_run(replicate(video, av_clips, "01", workdir / "av"), workdir / "cache-av")}
+
+def bench_speech_runs(speech: list, sizes, workdir: Path, n_speech: int) -> dict:
+    """Whole runs of the speech set (JOBS=2, and through a local Dask scheduler with two
+    single-threaded workers) and of the speech set replicated to each of ``sizes``."""
     speech_dir = replicate(speech, n_speech, "03", workdir / "speech")
-    runs["speech"] = extract_run(speech_dir, workdir / "cache-speech")
+    runs = {"speech": extract_run(speech_dir, workdir / "cache-speech")}
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with local_cluster(workdir / "nodes", 2, env=env) as (address, processes):
         from distributed import Client
@@ -438,17 +438,23 @@ def main(argv=None) -> int:
     cv2.setNumThreads(1)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
+        # Each whole run comes right after the step figures it is compared with, and the
+        # audio-visual run before the speech runs' minutes of load: this machine's cores slow
+        # down under load (the same 64-clip run took 8 % more CPU per clip right after the
+        # 2,400-clip run than before it), which would otherwise count as a run's overhead.
         with threadpool_limits(1):
             audio_paths, audio_source = audio_inputs(args.clips, workdir)
-            audio_rows, audio_seconds, speedup = bench_audio(audio_paths)
+            opt_in_rows = bench_opt_in(audio_paths)
             video_paths, video_source = video_inputs(workdir)
             video_rows, video_seconds = bench_video(video_paths)
-            opt_in_rows = bench_opt_in(audio_paths)
+        runs = {"av": bench_av_run(video_paths, workdir, args.av_clips)}
+        with threadpool_limits(1):
+            audio_rows, audio_seconds, speedup = bench_audio(audio_paths)
         sources = workdir / "speech-sources"
         sources.mkdir()
         real = (SHARED / "ravdess-speech").is_dir()
         speech, speech_source = audio_inputs(args.speech_clips if real else min(args.speech_clips, 60), sources)
-        runs = bench_corpus(speech, video_paths, args.corpus_sizes, workdir, args.speech_clips, args.av_clips)
+        runs |= bench_speech_runs(speech, args.corpus_sizes, workdir, args.speech_clips)
         stage_rows = bench_stages(workdir / "cache-speech", args.methods, workdir)
     steps_audio = dict(audio_rows)["**emofuse whole audio set (decode, 6 streams, functionals, eGeMAPS)**"]
     steps_av = dict(video_rows)["**whole video set**"] + dict(video_rows)[AV_AUDIO]
