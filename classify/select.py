@@ -33,6 +33,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from extract.errors import EmofuseError
+from features.parallel import keep_freed_memory
 from fusion.run import (STIP_FAMILY, fit_stip_words, modality_matrix, stip_histograms, stip_points,
                         with_stip_words)
 from fusion.speaker_norm import ADAPTIVE_LABEL, adapt
@@ -268,7 +269,9 @@ def _run(tasks, n_jobs, bar):
 
 def on_one_thread(function, *args):
     """``function(*args)`` with BLAS and OpenMP held to one thread: on a few hundred clips,
-    threads inside one fit cost more than they save, and results never depend on them."""
+    threads inside one fit cost more than they save, and results never depend on them.  Freed
+    memory is kept for the next fit (``features.parallel.keep_freed_memory``)."""
+    keep_freed_memory()
     with threadpool_limits(1):
         return function(*args)
 

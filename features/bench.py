@@ -39,7 +39,7 @@ from extract.synthetic.corpus import Take, synthesize_take
 from .audio import (AudioConfig, audio_streams, chroma, compare, egemaps, energy, log_mel, mfcc, pitch, warm_up,
                     zero_crossing_rate)
 from .functionals import functionals
-from .parallel import cpu_seconds, local_cluster
+from .parallel import cpu_seconds, keep_freed_memory, local_cluster
 from .stip import stip_features
 from .text import TextConfig, embed_texts, load_encoder
 from .video import VideoConfig, frame_functionals, hog_stream, summary_hog
@@ -436,6 +436,7 @@ def main(argv=None) -> int:
                         help="fusion methods to time with evaluation")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
+    keep_freed_memory()  # as the workers do, so no step's figure depends on the steps before it
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         # Each whole run comes right after the step figures it is compared with, and the

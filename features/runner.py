@@ -39,7 +39,7 @@ from extract.faces import track_video
 from .audio import (CLIP_FAMILIES, SIGNAL_FAMILIES, STREAM_FAMILIES, AudioConfig, audio_streams, clip_features,
                     signal_streams, warm_up)
 from .functionals import functionals
-from .parallel import DaskPool, InlinePool, LocalPool, cpu_seconds, unordered
+from .parallel import DaskPool, InlinePool, LocalPool, cpu_seconds, keep_freed_memory, unordered
 from .store import FAILURE_COLUMNS, SCHEMA, FeatureStore, StoreError, merge_stores, store_path, write_store
 from .text import TEXT_FAMILIES, TextConfig, text_features
 from .video import VIDEO_FAMILIES, VideoConfig, video_features
@@ -176,11 +176,13 @@ _PREPARED = set()
 def _prepare_worker(config: dict) -> None:
     """Once per worker process: one BLAS/OpenMP/OpenCV thread (parallelism is across clips, and
     numbers then never depend on thread counts, so local, resumed and Dask runs store identical
-    results), and the filter banks and openSMILE extractors built once, not per clip."""
+    results), freed memory kept for the next clip (``parallel.keep_freed_memory``), and the
+    filter banks and openSMILE extractors built once, not per clip."""
     key = config_hash(config)
     if key not in _PREPARED:
         cv2.setNumThreads(1)
         threadpool_limits(1)
+        keep_freed_memory()
         warm_up(AudioConfig(**config["audio"]))
         _PREPARED.add(key)
 

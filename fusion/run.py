@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from extract.atomic import atomic_path
 from extract.errors import EmofuseError
+from features.parallel import keep_freed_memory
 from features.stip import DESCRIPTOR_NAMES
 
 from .methods import build_pipeline, parse_method
@@ -185,12 +186,14 @@ def _fuse_fold(matrix, inputs, present, clips, fold, words, method, params, spea
 
     Every fit runs on one BLAS/OpenMP thread, as in the classify stage: on a few hundred clips
     threads inside a fit cost more than they save, and on a busy machine far more (a zebra fit
-    on the synthetic demo's audio: 7.6 s of CPU on one thread, over 300 s unfinished on two).
+    on the synthetic demo's audio: 7.6 s of CPU on one thread, over 300 s unfinished on two),
+    and freed memory is kept for the next fit (``features.parallel.keep_freed_memory``).
     """
     ids, labels, speakers = clips["ids"], clips["labels"], clips["speakers"]
     X, input_names, blocks = inputs
     train = np.isin(ids, fold.train_ids) & present
     test = np.isin(ids, fold.test_ids) & present
+    keep_freed_memory()
     with threadpool_limits(1):
         if words:  # 1. STIP words from a codebook of this fold's training clips
             encoder = fit_stip_words(words[1], train, words[0], seed)
