@@ -40,8 +40,9 @@ def cpu_seconds() -> float:
 
 KEPT_BLOCK_BYTES = 32 << 20
 """Freed blocks up to this size stay in a worker's heap (see :func:`keep_freed_memory`):
-glibc's own ceiling for the bound it raises by itself, which holds the temporaries of clips
-up to about 15 s (YIN's lag matrix of a 3.7 s RAVDESS clip is 4-8 MiB)."""
+glibc's own ceiling for the bound it raises by itself.  The pitch step of a 3.7 s RAVDESS
+clip needed a bound between 4 and 8 MiB to reuse its temporaries (measured), so this holds
+clips up to about 15 s."""
 
 
 @functools.cache
@@ -54,7 +55,7 @@ def keep_freed_memory() -> None:
     that bound only after a larger mapped block is freed, so the large temporaries of every
     clip and every fit (YIN's lag matrix, spectrograms, kernel matrices) were zero-filled
     page by page each time: the workers of a 720-clip real-speech run spent 5.1 s of system
-    time, 1.2 s with this, and the pitch step half its CPU (one-off runs).  Values are the
+    time, 1.2-1.3 s with this, and the pitch step half its CPU (one-off runs).  Values are the
     same; a process may hold up to 2 x :data:`KEPT_BLOCK_BYTES` of freed memory between tasks.
     """
     if not sys.platform.startswith("linux"):

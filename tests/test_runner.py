@@ -404,7 +404,6 @@ def test_shards_close_at_their_size_or_after_their_seconds(monkeypatch):
     assert list(runner._batches(arrivals(), 100)) == [[0.0, 0.5, 2.1, 2.2, 2.3, 2.4, 5.0]]
 
 
-
 FAULTS_OF_REPEATED_TEMPORARIES = """
 import resource, sys
 import numpy as np
