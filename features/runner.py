@@ -40,7 +40,8 @@ from .audio import (CLIP_FAMILIES, SIGNAL_FAMILIES, STREAM_FAMILIES, AudioConfig
                     signal_streams, warm_up)
 from .functionals import functionals
 from .parallel import DaskPool, InlinePool, LocalPool, cpu_seconds, keep_freed_memory, unordered
-from .store import FAILURE_COLUMNS, SCHEMA, FeatureStore, StoreError, merge_stores, store_path, write_store
+from .store import (FAILURE_COLUMNS, SCHEMA, FeatureStore, FrameFile, StoreError, merge_stores, store_path,
+                    write_store)
 from .text import TEXT_FAMILIES, TextConfig, text_features
 from .video import VIDEO_FAMILIES, VideoConfig, video_features
 
@@ -239,8 +240,9 @@ def extract_file_features(audio_path, video_path, config: dict) -> dict:
     return {family: (values, names) for family, (_, values, names) in result.functionals.items()}
 
 
-def _write_shard(path: Path, dataset: str, config: dict, results: list) -> None:
-    """Write one batch of finished clips as a shard store."""
+def _write_shard(path: Path, dataset: str, config: dict, results: list) -> dict:
+    """Write one batch of finished clips as a shard store; return its frame-level streams
+    (family -> (modality, names, {clip_id: Stream}))."""
     stored = [r for r in results if r.stored]
     clips = pd.DataFrame([r.clip for r in stored]).astype(str) if stored else \
         pd.DataFrame(columns=list(results[0].clip)).astype(str)
@@ -261,6 +263,7 @@ def _write_shard(path: Path, dataset: str, config: dict, results: list) -> None:
     write_store(path, dataset=dataset, config=config, config_hash=config_hash(config),
                 versions=package_versions(), clips=clips, functionals=functionals,
                 sequences=sequences, failures=failures)
+    return sequences
 
 
 @dataclass
@@ -379,7 +382,10 @@ def run_features(dataset: str, data_dir, *, jobs: int = 2, cache_dir="cache", co
     they finish and written by a background thread in shards of at most ``batch_size`` clips
     (:data:`SHARD_CLIPS` by default), or of the clips finished in :data:`SHARD_SECONDS`, which
     that thread compacts as they pile up (:func:`_compact_shards`); the shards are merged into
-    the store at the end, also when the run stops on an error.  The run holds the store's lock
+    the store at the end, also when the run stops on an error.  A run that starts with no store
+    and no shards also appends each batch's frames to the new store's file
+    (:class:`~features.store.FrameFile`), so that its merge writes only the clip table and
+    functionals.  The run holds the store's lock
     (:func:`store_lock`) throughout, so a second run on the same store stops at once.
 
     Parameters
@@ -415,7 +421,8 @@ def run_features(dataset: str, data_dir, *, jobs: int = 2, cache_dir="cache", co
         def sources():
             return ([store] if store.exists() else []) + _shards(shards)
 
-        reusable = _reusable(sources())
+        earlier = sources()
+        reusable = _reusable(earlier)
         clips = corpus.clips.assign(sources=corpus.sources()).to_dict("records")
         todo = [c for c in clips if reusable.get(c["clip_id"]) != (c["sources"], _modalities(c))]
         batch_size = batch_size or SHARD_CLIPS
@@ -423,7 +430,9 @@ def run_features(dataset: str, data_dir, *, jobs: int = 2, cache_dir="cache", co
         done = failed = partial = 0
         cpu = media = 0.0
         pool = _pool(scheduler, jobs, todo, config, cluster_timeout) if todo else InlinePool()
-        writer = _ShardWriter(shards, dataset, config)
+        # Starting from nothing, the store's frames are written as clips finish (see FrameFile).
+        frames = FrameFile(store) if todo and not earlier else None
+        writer = _ShardWriter(shards, dataset, config, frames)
         try:
             with tqdm(total=len(todo), disable=not progress, unit="clip", desc=f"features {dataset}") as bar:
                 for results in _batches(unordered(pool, extract_clip, todo, config), batch_size, SHARD_SECONDS):
@@ -437,12 +446,16 @@ def run_features(dataset: str, data_dir, *, jobs: int = 2, cache_dir="cache", co
                     bar.update(len(results))
         finally:  # also when the run stops on an error: what finished is merged into the store
             pool.close()
-            writer.close()
-            parts = sources()
-            if parts and parts != [store]:
-                merge_stores(store, parts, corpus=record)
-                _remove_merged(shards)
-            shards.rmdir()
+            try:
+                writer.close()
+                parts = sources()
+                if parts and parts != [store]:
+                    merge_stores(store, parts, corpus=record, frames=frames)
+                    _remove_merged(shards)
+                shards.rmdir()
+            finally:
+                if frames is not None:
+                    frames.discard()  # nothing left once merged
         _record_corpus(store, record)
         return RunSummary(store=store, total=len(clips), done=done, skipped=len(clips) - len(todo),
                           failed=failed, partial=partial, seconds=time.perf_counter() - start,
@@ -558,14 +571,15 @@ def _batches(items, size: int, seconds: float = float("inf")):
 class _ShardWriter:
     """Writes batches of finished clips as shards in a background thread, off the loop that
     keeps the workers busy, and compacts them (:func:`_compact_shards`) so that a final merge
-    reads fewer than :data:`SHARD_FAN_IN` shards per tier.
+    reads fewer than :data:`SHARD_FAN_IN` shards per tier; appends each batch's frames to
+    ``frames`` (a :class:`~features.store.FrameFile`, or None) after its shard is written.
 
     A bounded queue holds the batches, so a slow disk slows the run down instead of filling
     memory.  An error in the thread is raised by the next :meth:`put` or by :meth:`close`.
     """
 
-    def __init__(self, shards: Path, dataset: str, config: dict):
-        self._shards = shards
+    def __init__(self, shards: Path, dataset: str, config: dict, frames=None):
+        self._shards, self._frames = shards, frames
         self._dataset, self._config = dataset, config
         self._queue = queue.Queue(maxsize=4)
         self._error = None
@@ -589,7 +603,10 @@ class _ShardWriter:
             if self._error is not None:
                 continue  # drain, so put() never blocks
             try:
-                _write_shard(_shard_name(self._shards, time.time_ns(), 0), self._dataset, self._config, results)
+                sequences = _write_shard(_shard_name(self._shards, time.time_ns(), 0), self._dataset,
+                                         self._config, results)
+                if self._frames is not None:
+                    self._frames.append(sequences)
                 _compact_shards(self._shards, SHARD_FAN_IN)
             except BaseException as err:
                 self._error = err

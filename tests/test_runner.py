@@ -79,6 +79,7 @@ def test_store_holds_every_family(reference, corpus):
         assert mfcc.frame_rate == pytest.approx(100.0) and mfcc.values.shape[0] > 250
         assert store.config == default_config()
     assert check_store(reference, expected_ids=set(X_ids(reference))) == []
+    assert sorted(p.name for p in reference.parent.iterdir()) == ["features.h5", "features.h5.lock"]  # no frame file
 
 
 def X_ids(path):

@@ -219,3 +219,49 @@ def test_merges_of_many_shards_keep_every_clips_values_exactly(tmp_path, monkeyp
         for c, (_, frames) in expected.items():
             np.testing.assert_array_equal(store.sequence(c, "mel").values, frames)
     assert check_store(tmp_path / "store.h5", expected_ids=set(ids), nan_allowed={"pitch"}) == []
+
+
+def test_a_frame_file_completed_by_the_merge_equals_the_merge_that_copies_frames(tmp_path):
+    """Frames appended batch by batch, then completed into the store by the final merge: the
+    same store as copying the shards' frames, and no file left besides it."""
+    rng = np.random.default_rng(1)
+    frames, paths = features.store.FrameFile(tmp_path / "framed.h5"), []
+    for n, ids in enumerate([["c-01", "a-02"], ["b-01"], ["e-02", "d-01"]]):
+        streams = {c: Stream(rng.standard_normal((int(rng.integers(2, 9)), 2)).astype(np.float32), ["m0", "m1"],
+                             100.0) for c in ids}
+        sequences = {"mel": ("audio", ["m0", "m1"], streams)}
+        paths.append(tmp_path / f"shard-{n}.h5")
+        write_store(paths[-1], dataset="synthetic", config=CONFIG, config_hash="abc", versions={},
+                    clips=pd.DataFrame({"clip_id": ids}),
+                    functionals={"mfcc": ("audio", rng.standard_normal((len(ids), 3)).astype(np.float32),
+                                          ["a", "b", "c"])},
+                    sequences=sequences, failures=pd.DataFrame(columns=FAILURE_COLUMNS))
+        frames.append(sequences)
+    merge_stores(tmp_path / "copied.h5", paths)
+    merge_stores(tmp_path / "framed.h5", paths, frames=frames)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copied.h5", "framed.h5", "shard-0.h5", "shard-1.h5",
+                                                           "shard-2.h5"]
+    with FeatureStore.open(tmp_path / "copied.h5") as copied, FeatureStore.open(tmp_path / "framed.h5") as framed:
+        pd.testing.assert_frame_equal(framed.clips, copied.clips)
+        np.testing.assert_array_equal(framed.functionals()[0], copied.functionals()[0])
+        assert framed.sequence_families() == ["mel"]
+        assert sorted(framed.sequence_clips("mel")) == list(framed.clips["clip_id"])
+        for clip_id in copied.clips["clip_id"]:
+            a, b = framed.sequence(clip_id, "mel"), copied.sequence(clip_id, "mel")
+            np.testing.assert_array_equal(a.values, b.values)
+            assert (a.names, a.frame_rate, a.unit) == (b.names, b.frame_rate, b.unit)
+    assert check_store(tmp_path / "framed.h5", expected_ids={"a-02", "b-01", "c-01", "d-01", "e-02"}) == []
+
+
+def test_a_frame_file_that_lacks_a_merged_clip_is_refused(tmp_path):
+    streams = {c: Stream(np.ones((3, 1), np.float32), ["rms"], 100.0) for c in ("a-01", "b-01")}
+    path = tmp_path / "shard.h5"
+    write_store(path, dataset="synthetic", config=CONFIG, config_hash="abc", versions={},
+                clips=pd.DataFrame({"clip_id": list(streams)}), functionals={},
+                sequences={"energy": ("audio", ["rms"], streams)}, failures=pd.DataFrame(columns=FAILURE_COLUMNS))
+    frames = features.store.FrameFile(tmp_path / "store.h5")
+    frames.append({"energy": ("audio", ["rms"], {"a-01": streams["a-01"]})})
+    with pytest.raises(StoreError, match="energy frames of exactly the merged clips"):
+        merge_stores(tmp_path / "store.h5", [path], frames=frames)
+    frames.discard()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shard.h5"]
