@@ -9,6 +9,7 @@ naming the cause and the remedy within a bounded time instead of hanging.
 
 import concurrent.futures
 import ctypes
+import fcntl
 import functools
 import importlib
 import itertools
@@ -148,6 +149,7 @@ class LocalPool:
         self._executor = concurrent.futures.ProcessPoolExecutor(
             jobs, mp_context=multiprocessing.get_context("fork" if fork else "spawn"),
             initializer=None if fork else initializer, initargs=initargs)
+        _widen_result_pipe(self._executor)
         self._executor.submit(os.getpid).result()  # starts every worker (a fork pool starts them all)
 
     def submit(self, function, *args):
@@ -172,6 +174,25 @@ class LocalPool:
 
     def close(self):
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+RESULT_PIPE_BYTES = 1 << 20
+"""Capacity of the pipe that carries a local pool's results back (Linux's default limit for
+an unprivileged process; 64 KiB by default)."""
+
+
+def _widen_result_pipe(executor) -> None:
+    """Let workers hand their results to the pipe without waiting for this process to read.
+
+    A speech clip's result is about 320 KB: through a 64 KiB pipe a worker waited for this
+    process's reader thread, which waits for the GIL while the shard writer runs (the cores
+    of a 720-clip run idled 0.53-0.55 core-seconds instead of 0.68-0.77).  Where the pipe
+    cannot grow (another system, a lower limit, another Python's executor), nothing changes.
+    """
+    try:
+        fcntl.fcntl(executor._result_queue._reader.fileno(), fcntl.F_SETPIPE_SZ, RESULT_PIPE_BYTES)
+    except (AttributeError, OSError):
+        pass
 
 
 class DaskPool:

@@ -315,6 +315,21 @@ def test_pools_hand_back_every_result_once(pool):
         pool.close()
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="pipe capacity is set with Linux's F_SETPIPE_SZ")
+def test_local_workers_hand_a_whole_clips_result_to_the_pipe_at_once():
+    """A result pipe of 64 KiB made each worker wait for the reader thread on every ~320 KB speech clip."""
+    import fcntl
+
+    from features.parallel import RESULT_PIPE_BYTES
+
+    pool = LocalPool(2)
+    try:
+        pipe = pool._executor._result_queue._reader.fileno()
+        assert fcntl.fcntl(pipe, fcntl.F_GETPIPE_SZ) == RESULT_PIPE_BYTES >= 3 * 320_000
+    finally:
+        pool.close()
+
+
 def test_a_dying_local_worker_is_a_clear_error():
     pool = LocalPool(2)
     try:
