@@ -73,7 +73,7 @@ def audio_inputs(n_clips: int, workdir: Path) -> tuple[list, str]:
     for i, emotion in enumerate(["01", "03", "04", "05", "06", "08"] * n_clips):
         if len(paths) == n_clips:
             break
-        take = Take(emotion=emotion, intensity="01", statement="01", repetition="01", actor=f"{1 + i // 6:02d}")
+        take = Take(emotion=emotion, intensity="01", statement="01", repetition="01", actor=1 + i // 6)
         y, _ = synthesize_take(take, seed=0, video_size="ravdess", video=False)
         paths.append(workdir / f"{take.filename('03')}")
         sf.write(paths[-1], y, 48000)
@@ -87,7 +87,7 @@ def video_inputs(workdir: Path) -> tuple[list, str]:
         return real, "real RAVDESS video (1280x720, 29.97 fps, actor 05)"
     paths = []
     for emotion in ("01", "03", "04", "08"):
-        take = Take(emotion=emotion, intensity="01", statement="01", repetition="01", actor="05")
+        take = Take(emotion=emotion, intensity="01", statement="01", repetition="01", actor=5)
         _, frames = synthesize_take(take, seed=0, video_size="ravdess")
         path = workdir / take.filename("02")
         writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, frames.shape[2:0:-1])
