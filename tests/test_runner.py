@@ -17,6 +17,7 @@ from extract.errors import EmofuseError
 from extract.synthetic import generate_corpus
 from features.__main__ import main as features_main
 from features.errors import WorkerError
+import features.store
 from features import runner
 from features.parallel import InlinePool, LocalPool, unordered
 from features.runner import (StoreBusyError, default_config, extract_file_features, run_features,
@@ -133,6 +134,27 @@ def test_shards_are_compacted_in_tiers_and_merges_stay_small(corpus, reference, 
     assert tiers == {0, 1, 2}  # 6 batches: 2 -> tier 1 (x3), 2 tier-1 -> tier 2, final: store of tiers 2 and 1
     assert max(opened) <= 3 and len(opened) == 5
     assert not list(summary.store.parent.glob("features.parts-*"))
+    assert_same_store(summary.store, reference)
+
+
+def test_a_final_merge_that_fails_leaves_the_shards_and_no_frames_file(corpus, reference, tmp_path, monkeypatch):
+    """A fresh run whose final merge (completing the frames file) fails loses nothing: the frames
+    file is removed, every shard stays, and the next run merges them into the reference store
+    without extracting a clip again."""
+    copy_rows = features.store._copy_rows  # merges only: shards are written whole
+
+    def failing(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(features.store, "_copy_rows", failing)
+    with pytest.raises(OSError, match="disk full"):
+        run_features("synthetic", corpus, jobs=1, cache_dir=tmp_path, progress=False)
+    folder = store_path("synthetic", tmp_path).parent
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []
+    assert len(list(folder.glob("features.parts-*/shard-*.h5"))) >= 1
+    monkeypatch.setattr(features.store, "_copy_rows", copy_rows)
+    summary = run_features("synthetic", corpus, jobs=1, cache_dir=tmp_path, progress=False)
+    assert (summary.done, summary.skipped) == (0, N_CLIPS)
     assert_same_store(summary.store, reference)
 
 
