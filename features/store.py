@@ -38,14 +38,13 @@ which its final merge completes into the store, so that the frames are not copie
 import contextlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pandas as pd
 
-from extract.atomic import PARTIAL, atomic_path
+from extract.atomic import atomic_path, move_into_place, partial_path
 from extract.errors import EmofuseError
 
 from .stream import Stream
@@ -291,7 +290,7 @@ class FrameFile:
 
     def __init__(self, target):
         target = Path(target)
-        self.path = target.with_name(f".{target.stem}.frames-{os.getpid()}{PARTIAL}{target.suffix}")
+        self.path = partial_path(target, "frames-")
         self._h5 = h5py.File(self.path, "w", **_NO_CHUNK_CACHE)
         self._writers = {}
 
@@ -312,9 +311,7 @@ class FrameFile:
             for writer in self._writers.values():
                 writer.close()
             self._h5.close()
-            with open(self.path, "rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(self.path, target)
+            move_into_place(self.path, target)
         finally:
             self.discard()
 
