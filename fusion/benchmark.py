@@ -29,6 +29,7 @@ from sklearn.metrics import balanced_accuracy_score
 from sklearn.pipeline import make_pipeline
 
 from classify.classifiers import make_classifier
+from classify.metrics import mean_and_std
 from features.store import FeatureStore
 
 from .concat import BlockConcat
@@ -120,7 +121,8 @@ def run_fold(X, y, speakers, fold, pipeline, classifier, seed, zebra_params, fam
 
 
 def summarise(results, y, folds):
-    """UA per pipeline: mean and standard deviation over folds, and pooled over all clips."""
+    """UA per pipeline: mean and sample standard deviation (ddof=1, as in emofuse's reports) over
+    folds, and pooled over all clips."""
     table = {}
     by_pipeline = {}
     for result in results:
@@ -133,7 +135,8 @@ def summarise(results, y, folds):
         for r in fold_results:
             pooled[r["test"]] = r["predicted"]
         covered = np.concatenate([r["test"] for r in fold_results])
-        table[name] = {"ua_mean": float(np.mean(per_fold)), "ua_std": float(np.std(per_fold)),
+        mean, std = mean_and_std(per_fold)
+        table[name] = {"ua_mean": mean, "ua_std": std,
                        "ua_pooled": float(balanced_accuracy_score(y[covered], pooled[covered].astype(str))),
                        "ua_per_fold": per_fold, "seconds": float(sum(r["seconds"] for r in fold_results)),
                        "n_folds": len(fold_results)}
