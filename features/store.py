@@ -434,8 +434,7 @@ def merge_stores(target, sources, *, corpus=None, keep=None, frames=None) -> Non
                 sequences[family] = (str(group.attrs["modality"]), _read_strings(group["names"]),
                                      str(group.attrs["unit"]))
             if frames is not None:
-                framed.append({f: set(_read_strings(handle["sequences"][f]["clip_id"]))
-                               for f in store.sequence_families()})
+                framed.append({f: set(store.sequence_clips(f)) for f in store.sequence_families()})
         stores.append(store)
     first = stores[0]
     if any(s.config_hash != first.config_hash for s in stores):
