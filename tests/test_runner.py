@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import features.store
 from extract.errors import EmofuseError
 from extract.synthetic import generate_corpus
 from features.__main__ import main as features_main
 from features.errors import WorkerError
-import features.store
 from features import runner
 from features.parallel import InlinePool, LocalPool, unordered
 from features.runner import (StoreBusyError, default_config, extract_file_features, run_features,
